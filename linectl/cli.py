@@ -1,0 +1,201 @@
+"""The `linectl` command: argument parsing and dispatch, nothing else.
+
+Each subcommand lives with the code it drives (`linectl.judge`, `linectl.demo`,
+...) as a function `cli(args) -> int`, imported only when that subcommand
+runs, so `linectl judge` starts fast and does not need a database or numpy
+for parsing. Expected failures (bad config, bad input, unreachable database)
+end in one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from linectl import __version__
+
+EPILOG = """\
+Typical use:
+  linectl demo --vehicles 10 --time-scale 20     the whole site against the simulator
+  linectl sim --config config/site.example.toml  only the simulated instruments
+  linectl run --config config/site.example.toml  the daemon, against sim or hardware
+  linectl results                                 the latest inspections
+  linectl judge measurement.json                  re-judge a disputed measurement
+"""
+
+
+class CliError(Exception):
+    """An expected failure: printed as one line, exit status `code`."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
+    return v
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {s}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="linectl",
+        description="Control and data acquisition for vehicle safety-inspection lines.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"linectl {__version__}")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def cmd(
+        name: str, target: str, help: str, description: str | None = None
+    ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(
+            name,
+            help=help,
+            description=description or help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sp.set_defaults(target=target)
+        return sp
+
+    d = cmd(
+        "demo",
+        "linectl.demo:cli",
+        "run the whole site against the simulator, in one process",
+        "Start simulated instruments, vehicles and proxy drivers, and the daemon against\n"
+        "them over real sockets and pseudo-terminals, on the embedded defaults (SQLite\n"
+        "file, no broker). Shows progress, then a table of every inspection.",
+    )
+    d.add_argument(
+        "--vehicles",
+        type=_positive_int,
+        help="stop after N inspections (default: run until Ctrl-C)",
+    )
+    d.add_argument(
+        "--time-scale", type=_positive_float, default=10.0, help="clock speed-up (default 10)"
+    )
+    d.add_argument("--lines", type=_positive_int, default=1, help="inspection lines (default 1)")
+    d.add_argument("--db", help="database URL (default: a fresh SQLite file under ./var/)")
+    d.add_argument("--summary-json", metavar="FILE", help="also write the summary as JSON to FILE")
+    d.add_argument(
+        "--seed", type=int, help="vehicle population seed (the proxy-driver draw is never seeded)"
+    )
+    d.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="attach to this broker (mqtt://HOST:PORT) and take registrations from it",
+    )
+    d.add_argument("--site", default="demo", help="site id (default: demo)")
+
+    r = cmd("run", "linectl.daemon:cli", "run the daemon for a site")
+    r.add_argument("--config", required=True, help="site config (TOML)")
+    r.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=1.0,
+        help="clock speed-up, to run against a sped-up simulator",
+    )
+
+    s = cmd(
+        "sim",
+        "sim.site:cli",
+        "run the simulated instruments of a site config",
+        "Emulate every instrument of the config (Modbus servers on its TCP ports,\n"
+        "pseudo-terminals linked at its serial device paths) and the vehicles and\n"
+        "proxy drivers that answer the guide displays, so `linectl run` can be\n"
+        "pointed at them as at real hardware.",
+    )
+    s.add_argument("--config", required=True, help="site config (TOML)")
+    s.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        default=1.0,
+        help="clock speed-up (must match the daemon's)",
+    )
+    s.add_argument("--seed", type=int, help="vehicle population seed")
+
+    res = cmd("results", "linectl.results:cli", "list inspection results, or show one in full")
+    res.add_argument("inspection_id", nargs="?", help="show this inspection in full")
+    res.add_argument("--json", action="store_true", help="machine-readable output")
+    res.add_argument(
+        "--db", help="database URL (default: the one of --config, else sqlite:///linectl.db)"
+    )
+    res.add_argument("--config", help="site config to take the database URL from")
+    res.add_argument(
+        "--limit", type=_positive_int, default=50, help="how many to list (default 50)"
+    )
+
+    j = cmd(
+        "judge",
+        "linectl.judge:cli",
+        "judge one measurement document offline, with the current limits",
+        "Re-judge a disputed result. Reads FILE.json (see standards.md, 'The linectl\n"
+        "judge contract'), prints the judgement as JSON on stdout. Exit 0 whatever\n"
+        "the verdict; 2 with the reason on stderr when the document is invalid.",
+    )
+    j.add_argument("file", help="measurement document (JSON); - for stdin")
+    j.add_argument("--limits", metavar="DIR", help="limits folder (default: config/limits)")
+    j.add_argument(
+        "--limit-set", choices=("a", "b"), help="emission limit set when the document gives none"
+    )
+    j.add_argument(
+        "--beam-position",
+        choices=("record", "judge"),
+        help="judge headlamp aim too (default: record)",
+    )
+
+    db = cmd("db", "linectl.store.cli:cli", "database maintenance")
+    dbs = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = dbs.add_parser("upgrade", help="apply schema migrations (also done on every start)")
+    up.add_argument("--db", help="database URL")
+    up.add_argument("--config", help="site config to take the database URL from")
+    cur = dbs.add_parser("current", help="show the schema revision")
+    cur.add_argument("--db", help="database URL")
+    cur.add_argument("--config", help="site config to take the database URL from")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    module_name, func_name = args.target.split(":")
+    from linectl.config import ConfigError
+
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        return int(func(args) or 0)
+    except (CliError, ConfigError) as e:
+        print(f"linectl {args.command}: {e}", file=sys.stderr)
+        return getattr(e, "code", 2)
+    except KeyboardInterrupt:
+        print(f"linectl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

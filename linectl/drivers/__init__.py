@@ -1,0 +1,1 @@
+"""Device drivers: one module per wire protocol or instrument model (devices.md)."""

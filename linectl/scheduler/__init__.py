@@ -1,0 +1,1 @@
+"""The line: queue, station occupancy, proxy-driver pool and random assignment."""

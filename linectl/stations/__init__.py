@@ -1,0 +1,1 @@
+"""Station procedures and judgement: brake, headlamp, emission; limits from config/limits."""

@@ -1,0 +1,1 @@
+"""Records: SQLAlchemy models, migrations and the store API."""

@@ -1,0 +1,1 @@
+"""The upstream registry over MQTT: registrations in, status, events and results out."""

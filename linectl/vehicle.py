@@ -1,0 +1,269 @@
+"""The vehicle as the registry describes it, and its validation.
+
+One parser serves every door a vehicle comes in by: an MQTT registration, the
+console, `linectl judge`, the simulator. A bad field raises `InvalidField`
+naming the field (dotted path, as in mqtt.md's refusal `error.field`), a
+stable machine code and a sentence a person can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+
+class InvalidField(ValueError):
+    """One refused field: `code` for machines, `field` and `message` for people."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.code = code
+        self.field = field
+        self.message = message
+
+    def as_error(self) -> dict[str, str]:
+        return {"code": self.code, "field": self.field, "message": self.message}
+
+
+class Fuel(StrEnum):
+    PETROL = "petrol"
+    DIESEL = "diesel"
+    ELECTRIC = "electric"
+    HYBRID = "hybrid"
+    GAS = "gas"
+
+
+class InspectionType(StrEnum):
+    NEW = "new"
+    PERIODIC = "periodic"
+
+
+VEHICLE_CLASSES = ("M1", "M2", "M3", "N1", "N2", "N3", "O1", "O2", "O3", "O4")
+TRAILER_CLASSES = ("O1", "O2", "O3", "O4")
+
+# ISO 3779 / GB 16735: letters I, O, Q are never used.
+_VIN_VALUES = {
+    **{str(d): d for d in range(10)},
+    **dict(zip("ABCDEFGH", range(1, 9), strict=True)),
+    **dict(zip("JKLMN", range(1, 6), strict=True)),
+    "P": 7,
+    "R": 9,
+    **dict(zip("STUVWXYZ", range(2, 10), strict=True)),
+}
+_VIN_WEIGHTS = (8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2)
+
+PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+_SERIAL = "[A-HJ-NP-Z0-9]"  # plate serials skip I and O, like VINs
+_PLATE_PATTERNS = (
+    # ordinary plate: province, issuing-office letter, five letters/digits
+    re.compile(rf"^[{PROVINCES}][A-Z]{_SERIAL}{{5}}$"),
+    # new-energy small car: D/F (or the 2022 A..K series letters) then five
+    re.compile(rf"^[{PROVINCES}][A-Z][A-HJ-K]{_SERIAL}\d{{4}}$"),
+    # new-energy large vehicle: five digits then D/F
+    re.compile(rf"^[{PROVINCES}][A-Z]\d{{5}}[DF]$"),
+)
+
+
+def vin_check_digit(vin: str) -> str:
+    """The check character (position 9) that ISO 3779 gives for `vin`."""
+    total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True))
+    rem = total % 11
+    return "X" if rem == 10 else str(rem)
+
+
+def check_vin(vin: Any, field: str = "vehicle.vin") -> str:
+    if not isinstance(vin, str):
+        raise InvalidField("invalid_vin", field, "VIN must be a string of 17 characters")
+    if len(vin) != 17:
+        raise InvalidField("invalid_vin", field, f"VIN must have 17 characters, got {len(vin)}")
+    bad = sorted({c for c in vin if c not in _VIN_VALUES})
+    if bad:
+        raise InvalidField(
+            "invalid_vin",
+            field,
+            f"VIN has characters outside the VIN alphabet (0-9, A-Z without I, O, Q): "
+            f"{''.join(bad)}",
+        )
+    expected = vin_check_digit(vin)
+    if vin[8] != expected:
+        raise InvalidField(
+            "invalid_vin", field, f"VIN check digit (position 9) is {vin[8]}, should be {expected}"
+        )
+    return vin
+
+
+def check_plate(plate: Any, field: str = "vehicle.plate") -> str:
+    if not isinstance(plate, str) or not any(p.match(plate) for p in _PLATE_PATTERNS):
+        raise InvalidField(
+            "invalid_plate",
+            field,
+            f"plate {plate!r} is not a province character, a letter and 5 letters/digits "
+            "(6 on new-energy plates)",
+        )
+    return plate
+
+
+@dataclass(frozen=True)
+class Vehicle:
+    vin: str
+    plate: str
+    vehicle_class: str
+    fuel: Fuel
+    axles: int
+    parking_axles: tuple[int, ...]
+    curb_mass_kg: int
+    gross_mass_kg: int
+    headlamp_system: int
+    max_design_speed_kmh: int
+    registration_date: str | None = None
+
+    @property
+    def is_m1(self) -> bool:
+        return self.vehicle_class == "M1"
+
+    @property
+    def is_bus(self) -> bool:
+        return self.vehicle_class in ("M2", "M3")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fuel"] = str(self.fuel)
+        d["parking_axles"] = list(self.parking_axles)
+        if d["registration_date"] is None:
+            del d["registration_date"]
+        return d
+
+    @classmethod
+    def from_dict(cls, obj: Any, prefix: str = "vehicle") -> Vehicle:
+        return parse_vehicle(obj, prefix)
+
+
+def _req(obj: dict[str, Any], key: str, prefix: str) -> Any:
+    if key not in obj or obj[key] is None:
+        raise InvalidField("missing_field", f"{prefix}.{key}", f"{key} is required")
+    return obj[key]
+
+
+def _int(obj: dict[str, Any], key: str, prefix: str, code: str) -> int:
+    v = _req(obj, key, prefix)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InvalidField(code, f"{prefix}.{key}", f"{key} must be a whole number, got {v!r}")
+    return v
+
+
+def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
+    """Validate the vehicle object of mqtt.md; raise `InvalidField` on the first bad field."""
+    if not isinstance(obj, dict):
+        raise InvalidField("invalid_shape", prefix, "vehicle must be an object")
+    vin = check_vin(_req(obj, "vin", prefix), f"{prefix}.vin")
+    plate = check_plate(_req(obj, "plate", prefix), f"{prefix}.plate")
+
+    vclass = _req(obj, "vehicle_class", prefix)
+    if vclass not in VEHICLE_CLASSES:
+        raise InvalidField(
+            "invalid_vehicle_class",
+            f"{prefix}.vehicle_class",
+            f"vehicle class {vclass!r} is not one of {', '.join(VEHICLE_CLASSES)}",
+        )
+    if vclass in TRAILER_CLASSES:
+        raise InvalidField(
+            "unsupported_vehicle_class",
+            f"{prefix}.vehicle_class",
+            f"trailers ({vclass}) and vehicle trains are not inspected on this line yet",
+        )
+
+    fuel = _req(obj, "fuel", prefix)
+    if fuel not in Fuel._value2member_map_:
+        raise InvalidField(
+            "invalid_fuel",
+            f"{prefix}.fuel",
+            f"fuel {fuel!r} is not one of {', '.join(f.value for f in Fuel)}",
+        )
+
+    axles = _int(obj, "axles", prefix, "invalid_axles")
+    if not 2 <= axles <= 6:
+        raise InvalidField("invalid_axles", f"{prefix}.axles", f"axles must be 2..6, got {axles}")
+
+    pa = obj.get("parking_axles", [])
+    if not isinstance(pa, list) or any(isinstance(a, bool) or not isinstance(a, int) for a in pa):
+        raise InvalidField(
+            "invalid_parking_axles",
+            f"{prefix}.parking_axles",
+            "parking_axles must be a list of axle numbers",
+        )
+    outside = [a for a in pa if not 1 <= a <= axles]
+    if outside:
+        raise InvalidField(
+            "invalid_parking_axles",
+            f"{prefix}.parking_axles",
+            f"parking axle(s) {outside} outside the vehicle's axles 1..{axles}",
+        )
+    if len(set(pa)) != len(pa):
+        raise InvalidField(
+            "invalid_parking_axles", f"{prefix}.parking_axles", "parking axles listed twice"
+        )
+
+    curb = _int(obj, "curb_mass_kg", prefix, "invalid_mass")
+    gross = _int(obj, "gross_mass_kg", prefix, "invalid_mass")
+    if curb <= 0:
+        raise InvalidField("invalid_mass", f"{prefix}.curb_mass_kg", "curb mass must be positive")
+    if gross < curb:
+        raise InvalidField(
+            "invalid_mass",
+            f"{prefix}.gross_mass_kg",
+            f"gross mass {gross} kg is below the curb mass {curb} kg",
+        )
+
+    hs = _int(obj, "headlamp_system", prefix, "invalid_headlamp_system")
+    if hs not in (2, 4):
+        raise InvalidField(
+            "invalid_headlamp_system",
+            f"{prefix}.headlamp_system",
+            f"headlamp system must be 2 or 4 lamps, got {hs}",
+        )
+
+    speed = obj.get("max_design_speed_kmh", 120)
+    if isinstance(speed, bool) or not isinstance(speed, int) or speed <= 0:
+        raise InvalidField(
+            "invalid_speed",
+            f"{prefix}.max_design_speed_kmh",
+            "max design speed must be a positive whole number of km/h",
+        )
+
+    reg_date = obj.get("registration_date")
+    if reg_date is not None:
+        try:
+            date.fromisoformat(reg_date)
+        except (TypeError, ValueError):
+            raise InvalidField(
+                "invalid_date",
+                f"{prefix}.registration_date",
+                f"registration date {reg_date!r} is not YYYY-MM-DD",
+            ) from None
+
+    return Vehicle(
+        vin=vin,
+        plate=plate,
+        vehicle_class=vclass,
+        fuel=Fuel(fuel),
+        axles=axles,
+        parking_axles=tuple(pa),
+        curb_mass_kg=curb,
+        gross_mass_kg=gross,
+        headlamp_system=hs,
+        max_design_speed_kmh=speed,
+        registration_date=reg_date,
+    )
+
+
+def parse_inspection_type(value: Any, field: str = "inspection_type") -> InspectionType:
+    if value not in InspectionType._value2member_map_:
+        raise InvalidField(
+            "invalid_inspection_type",
+            field,
+            f"inspection_type must be new or periodic, got {value!r}",
+        )
+    return InspectionType(value)

@@ -1,0 +1,1 @@
+"""The simulator: device emulators and a world of vehicles and proxy drivers."""
