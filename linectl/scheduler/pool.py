@@ -1,0 +1,185 @@
+"""A line's proxy-driver pool and the random draw that gives a vehicle its driver.
+
+The draw is the point of the whole arrangement: no owner, operator or driver
+may choose who drives a vehicle. So the chosen driver comes from the
+operating system's CSPRNG (`secrets`), uniformly among the drivers who are
+on duty and idle at the moment the vehicle is called, and nothing in the
+config, the API or the command line can name one. Every draw is recorded
+(candidates, chosen, time, inspection) before anyone is told the result.
+
+Tests may pass their own `choose` (a seeded generator) to make a draw
+repeatable; the daemon never does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from linectl.clock import Clock
+from linectl.config import ProxyDriverConfig
+
+log = logging.getLogger(__name__)
+
+
+class DriverState(StrEnum):
+    IDLE = "idle"  # on duty, at the start of the line, free
+    DRIVING = "driving"  # has a vehicle
+    WALKING_BACK = "walking_back"  # left a vehicle after the last station
+    BREAK = "break"
+    OFF_DUTY = "off_duty"
+
+
+@dataclass
+class ProxyDriver:
+    id: str
+    name: str
+    state: DriverState
+    plate: str | None = None
+    inspection_id: str | None = None
+    busy_since: float | None = None  # clock time, for utilisation
+    busy_s: float = 0.0
+    draws: int = 0
+
+
+@dataclass(frozen=True)
+class Draw:
+    line: str
+    inspection_id: str
+    candidates: tuple[str, ...]
+    chosen: str
+    at: datetime
+
+
+RecordDraw = Callable[[Draw], Awaitable[None]]
+
+
+def csprng_choice(candidates: Sequence[str]) -> str:
+    return secrets.choice(candidates)
+
+
+class ProxyDriverPool:
+    def __init__(
+        self,
+        line: str,
+        drivers: Sequence[ProxyDriverConfig],
+        clock: Clock,
+        record: RecordDraw,
+        walk_back_s: float,
+        choose: Callable[[Sequence[str]], str] = csprng_choice,
+    ) -> None:
+        self.line = line
+        self.clock = clock
+        self.walk_back_s = walk_back_s
+        self._record = record
+        self._choose = choose
+        self.drivers: dict[str, ProxyDriver] = {
+            d.id: ProxyDriver(d.id, d.name, DriverState.IDLE if d.on_duty else DriverState.OFF_DUTY)
+            for d in drivers
+        }
+        self._changed = asyncio.Condition()
+        self._walks: set[asyncio.Task[None]] = set()
+        self.on_change: Callable[[], None] | None = None
+
+    def idle(self) -> list[str]:
+        return sorted(d.id for d in self.drivers.values() if d.state is DriverState.IDLE)
+
+    def on_duty(self) -> list[str]:
+        return sorted(
+            d.id for d in self.drivers.values() if d.state not in (DriverState.OFF_DUTY, DriverState.BREAK)
+        )
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+        if self.on_change:
+            self.on_change()
+
+    async def draw(self, inspection_id: str, plate: str) -> Draw:
+        """Wait for an idle driver, draw one at random, record the draw, hand over the keys."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self.idle()))
+            candidates = tuple(self.idle())
+            chosen = self._choose(candidates)
+            d = self.drivers[chosen]
+            # Taken before the record is awaited, so no second draw can pick the same driver.
+            self._set(d, DriverState.DRIVING)
+            d.plate, d.inspection_id = plate, inspection_id
+            d.draws += 1
+        draw = Draw(self.line, inspection_id, candidates, chosen, self.clock.wall())
+        try:
+            await self._record(draw)
+        except BaseException:
+            # Unrecorded, the draw never happened: the driver goes back to the pool.
+            self._set(d, DriverState.IDLE)
+            d.plate = d.inspection_id = None
+            await self._notify()
+            raise
+        log.info("%s: %s drives %s (drawn from %s)", self.line, chosen, plate, ", ".join(candidates))
+        if self.on_change:
+            self.on_change()
+        return draw
+
+    def _set(self, d: ProxyDriver, state: DriverState) -> None:
+        now = self.clock.now()
+        working = (DriverState.DRIVING, DriverState.WALKING_BACK)
+        if d.state in working and state not in working and d.busy_since is not None:
+            d.busy_s += now - d.busy_since
+            d.busy_since = None
+        if state in working and d.busy_since is None:
+            d.busy_since = now
+        d.state = state
+
+    def release(self, driver_id: str) -> None:
+        """The driver left the vehicle after the last station and walks back."""
+        d = self.drivers[driver_id]
+        d.plate = d.inspection_id = None
+        self._set(d, DriverState.WALKING_BACK)
+        task = asyncio.create_task(self._walk_back(d))
+        self._walks.add(task)
+        task.add_done_callback(self._walks.discard)
+        if self.on_change:
+            self.on_change()
+
+    async def _walk_back(self, d: ProxyDriver) -> None:
+        await self.clock.sleep(self.walk_back_s)
+        if d.state is DriverState.WALKING_BACK:
+            self._set(d, DriverState.IDLE)
+        await self._notify()
+
+    async def set_duty(self, driver_id: str, state: DriverState) -> None:
+        """Check a driver in (idle), out (off_duty) or onto a break.
+
+        A driver with a vehicle keeps it until the vehicle leaves the line;
+        the new state applies from then on.
+        """
+        if driver_id not in self.drivers:
+            raise KeyError(driver_id)
+        if state not in (DriverState.IDLE, DriverState.BREAK, DriverState.OFF_DUTY):
+            raise ValueError(f"a driver can be set idle, on a break or off duty, not {state}")
+        d = self.drivers[driver_id]
+        if d.state is DriverState.DRIVING:
+            raise ValueError(f"{driver_id} has a vehicle ({d.plate}); change duty once it has left the line")
+        self._set(d, state)
+        await self._notify()
+
+    def utilisation(self, elapsed_s: float) -> dict[str, float]:
+        now = self.clock.now()
+        out = {}
+        for d in self.drivers.values():
+            busy = d.busy_s + ((now - d.busy_since) if d.busy_since is not None else 0.0)
+            out[d.id] = busy / elapsed_s if elapsed_s > 0 else 0.0
+        return out
+
+    def snapshot(self) -> list[dict[str, str | None]]:
+        return [{"id": d.id, "state": str(d.state), "plate": d.plate} for d in self.drivers.values()]
+
+    async def aclose(self) -> None:
+        for t in list(self._walks):
+            t.cancel()
+        await asyncio.gather(*self._walks, return_exceptions=True)
