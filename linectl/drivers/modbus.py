@@ -1,0 +1,437 @@
+"""One physical Modbus bus: a TCP endpoint, or an RTU serial line shared by units.
+
+`ModbusBus` owns the pymodbus client of the bus and the one lock that makes a
+request's whole round trip exclusive, so two device drivers (or two tasks of
+one driver) never interleave frames. On RTU it also keeps the silent
+interval between frames.
+
+Failures are ours to handle, not pymodbus's: its client is made with
+`reconnect_delay=0` (no reconnect task of its own) and a response timeout
+longer than ours, and every request runs under our own timeout in real
+seconds. Then:
+- a bus that cannot be opened (connection refused, serial port missing) is
+  down: requests fail at once with `DeviceUnreachable` until the backoff
+  (exponential, capped, jittered) has passed; the next request after it tries
+  to reconnect;
+- a unit that does not answer gets `DeviceTimeout` once and then fails fast
+  with `DeviceUnreachable` during its own backoff, so a dead instrument on a
+  shared RS-485 line does not eat the bus time of the others;
+- a Modbus exception reply is `ModbusExceptionResponse`: the device answered,
+  so it counts as up.
+Each failure is reported to the `DeviceHealth` attached for the requesting
+unit, which logs once down and once back; pymodbus's own "Failed to connect"
+warning, repeated on every attempt, is filtered out for the same reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.pdu import ModbusPDU
+
+from linectl.config import RtuTransport, TcpTransport
+from linectl.drivers.errors import (
+    DeviceError,
+    DeviceProtocolError,
+    DeviceTimeout,
+    DeviceUnreachable,
+    ModbusExceptionResponse,
+)
+from linectl.drivers.health import DeviceHealth
+
+log = logging.getLogger(__name__)
+
+ModbusClient = AsyncModbusTcpClient | AsyncModbusSerialClient
+BusKey = tuple[str, str, int]
+
+# After this many timeouts in a row a TCP connection is taken as half-open and
+# reopened (a device that rebooted behind a switch never sends a RST).
+TCP_TIMEOUTS_BEFORE_RECONNECT = 3
+
+
+class _QuietReconnectNoise(logging.Filter):
+    """Drop pymodbus's per-attempt connect warning: the bus reports the outage
+    once through DeviceHealth instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to connect")
+
+
+_filter_installed = False
+
+
+def _install_pymodbus_filter() -> None:
+    global _filter_installed
+    if not _filter_installed:
+        logging.getLogger("pymodbus.logging").addFilter(_QuietReconnectNoise())
+        _filter_installed = True
+
+
+@dataclass
+class _Backoff:
+    """Exponential backoff with jitter: min_s, 2*min_s, ... capped at max_s,
+    each delay drawn from [delay/2, delay] so devices do not retry in step."""
+
+    min_s: float
+    max_s: float
+    failures: int = 0
+    retry_at: float = 0.0
+    reason: str = ""
+
+    def failed(self, now: float, reason: str) -> float:
+        self.failures += 1
+        delay = min(self.max_s, self.min_s * 2 ** (self.failures - 1))
+        delay *= random.uniform(0.5, 1.0)
+        self.retry_at = now + delay
+        self.reason = reason
+        return delay
+
+    def waiting(self, now: float) -> bool:
+        return self.failures > 0 and now < self.retry_at
+
+    def reset(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0
+        self.reason = ""
+
+
+def bus_key(transport: TcpTransport | RtuTransport) -> BusKey:
+    """What makes two transports the same physical bus."""
+    if isinstance(transport, TcpTransport):
+        return ("tcp", transport.host, transport.port)
+    return ("rtu", os.path.abspath(transport.device), 0)
+
+
+class BusRegistry:
+    """The open buses of a daemon, so devices on one RTU port (or behind one
+    TCP gateway) share one bus and its lock."""
+
+    def __init__(self) -> None:
+        self._buses: dict[BusKey, ModbusBus] = {}
+
+    def get(
+        self, transport: TcpTransport | RtuTransport, timeout_s: float, **kwargs: Any
+    ) -> ModbusBus:
+        key = bus_key(transport)
+        bus = self._buses.get(key)
+        if bus is None:
+            bus = ModbusBus(transport, timeout_s, registry=self, **kwargs)
+            self._buses[key] = bus
+            return bus
+        if bus.transport != transport:
+            raise ValueError(
+                f"{bus.name} is configured twice with different settings: "
+                f"{bus.transport.model_dump()} and {transport.model_dump()}"
+            )
+        # The slowest device on a shared line sets the timeout of the line.
+        bus.timeout_s = max(bus.timeout_s, timeout_s)
+        return bus
+
+    def _forget(self, bus: ModbusBus) -> None:
+        if self._buses.get(bus.key) is bus:
+            del self._buses[bus.key]
+
+    def buses(self) -> list[ModbusBus]:
+        return list(self._buses.values())
+
+    async def close_all(self) -> None:
+        for bus in list(self._buses.values()):
+            await bus.close()
+
+
+class ModbusBus:
+    """One Modbus bus with one lock. All methods take the unit id of the device
+    and raise only `DeviceError` subclasses for device trouble."""
+
+    default_registry: ClassVar[BusRegistry] = BusRegistry()
+
+    def __init__(
+        self,
+        transport: TcpTransport | RtuTransport,
+        timeout_s: float,
+        *,
+        backoff_min_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        registry: BusRegistry | None = None,
+    ) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout_s}")
+        _install_pymodbus_filter()
+        self.transport = transport
+        self.key = bus_key(transport)
+        self.timeout_s = timeout_s
+        self.is_rtu = isinstance(transport, RtuTransport)
+        if isinstance(transport, TcpTransport):
+            self.name = f"modbus-tcp {transport.host}:{transport.port}"
+            self.frame_gap_s = 0.0
+        else:
+            self.name = f"modbus-rtu {transport.device}"
+            # 3.5 character times of 11 bits; the spec's floor of 1.75 ms above 19200 Bd.
+            self.frame_gap_s = max(0.00175, 3.5 * 11 / transport.baudrate)
+        self._backoff_min_s = backoff_min_s
+        self._backoff_max_s = backoff_max_s
+        self._registry = registry
+        self._lock = asyncio.Lock()
+        self._client: ModbusClient | None = None
+        self._bus_backoff = _Backoff(backoff_min_s, backoff_max_s)
+        self._unit_backoff: dict[int, _Backoff] = {}
+        self._health: dict[int, DeviceHealth] = {}
+        self._quiet_until = 0.0
+        self._timeouts_in_row = 0
+        self._closed = False
+
+    @classmethod
+    def for_transport(
+        cls,
+        transport: TcpTransport | RtuTransport,
+        timeout_s: float,
+        *,
+        registry: BusRegistry | None = None,
+        **kwargs: Any,
+    ) -> ModbusBus:
+        """The bus of `transport`, shared with every device already on it."""
+        return (registry or cls.default_registry).get(transport, timeout_s, **kwargs)
+
+    # -- devices ---------------------------------------------------------------
+
+    def attach(self, unit: int, health: DeviceHealth) -> None:
+        """Report the failures of requests to `unit` to `health`."""
+        other = self._health.get(unit)
+        if other is not None and other is not health:
+            raise ValueError(
+                f"{self.name}: unit {unit} is used by {other.device_id} and {health.device_id}"
+            )
+        self._health[unit] = health
+
+    def detach(self, unit: int) -> None:
+        self._health.pop(unit, None)
+
+    # -- connection ------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    async def connect(self) -> None:
+        """Open the bus now (requests also open it on demand). Raises
+        DeviceUnreachable if it cannot, or if it is in its backoff."""
+        async with self._lock:
+            await self._ensure_connected()
+
+    async def close(self) -> None:
+        """Close the bus for good; later requests raise DeviceUnreachable."""
+        self._closed = True
+        self._drop_client()
+        if self._registry is not None:
+            self._registry._forget(self)
+
+    def _make_client(self) -> ModbusClient:
+        # pymodbus's timeout covers connect and response; ours is shorter, so
+        # its own retry/disconnect bookkeeping never fires first.
+        lib_timeout = self.timeout_s * 3 + 1.0
+        t = self.transport
+        client: ModbusClient
+        if isinstance(t, TcpTransport):
+            client = AsyncModbusTcpClient(
+                t.host,
+                port=t.port,
+                name=self.name,
+                reconnect_delay=0,
+                timeout=lib_timeout,
+                retries=0,
+                trace_connect=self._on_trace_connect,
+            )
+        else:
+            client = AsyncModbusSerialClient(
+                t.device,
+                baudrate=t.baudrate,
+                bytesize=t.bytesize,
+                parity=t.parity,
+                stopbits=t.stopbits,
+                name=self.name,
+                reconnect_delay=0,
+                timeout=lib_timeout,
+                retries=0,
+                trace_connect=self._on_trace_connect,
+            )
+        return client
+
+    def _on_trace_connect(self, connected: bool) -> None:
+        if connected or self._client is None:
+            return
+        # The link dropped: fail the request in flight now instead of letting
+        # it wait out its timeout.
+        fut = self._client.ctx.response_future
+        if not fut.done():
+            fut.set_exception(ConnectionException("connection lost"))
+
+    def _drop_client(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            client.close()
+
+    async def _ensure_connected(self) -> None:
+        if self._closed:
+            raise DeviceUnreachable(f"{self.name}: bus closed")
+        if self._client is not None:
+            if self._client.connected:
+                return
+            # Lost since the last request: try again at once, then back off.
+            self._drop_client()
+        now = asyncio.get_running_loop().time()
+        if self._bus_backoff.waiting(now):
+            left = self._bus_backoff.retry_at - now
+            raise DeviceUnreachable(
+                f"{self.name}: {self._bus_backoff.reason}; next attempt in {left:.1f} s"
+            )
+        client = self._make_client()
+        reason = "cannot connect"
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                ok = await client.connect()
+        except TimeoutError:
+            ok, reason = False, f"connect timed out after {self.timeout_s:g} s"
+        if not ok:
+            client.close()
+            self._bus_backoff.failed(asyncio.get_running_loop().time(), reason)
+            raise DeviceUnreachable(f"{self.name}: {reason}")
+        self._client = client
+        self._bus_backoff.reset()
+        self._timeouts_in_row = 0
+        log.debug("%s connected", self.name)
+
+    # -- requests --------------------------------------------------------------
+
+    async def _request(
+        self, unit: int, what: str, call: Callable[[ModbusClient], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        health = self._health.get(unit)
+        try:
+            rsp = await self._round_trip(unit, what, call)
+        except ModbusExceptionResponse:
+            if health:
+                health.up()
+            raise
+        except DeviceError as e:
+            if health:
+                health.down(str(e))
+            raise
+        if health:
+            health.up()
+        return rsp
+
+    async def _round_trip(
+        self, unit: int, what: str, call: Callable[[ModbusClient], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            ub = self._unit_backoff.setdefault(
+                unit, _Backoff(self._backoff_min_s, self._backoff_max_s)
+            )
+            if ub.waiting(loop.time()):
+                left = ub.retry_at - loop.time()
+                raise DeviceUnreachable(
+                    f"{self.name} unit {unit}: {ub.reason}; next attempt in {left:.1f} s"
+                )
+            await self._ensure_connected()
+            client = self._client
+            assert client is not None
+            if (wait := self._quiet_until - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            gap = self.frame_gap_s
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    rsp = await call(client)
+            except TimeoutError:
+                # A late reply may still come: keep the line quiet a little longer.
+                gap = max(gap, 0.02) if self.is_rtu else gap
+                self._timeouts_in_row += 1
+                if not self.is_rtu and self._timeouts_in_row >= TCP_TIMEOUTS_BEFORE_RECONNECT:
+                    self._drop_client()
+                reason = f"no answer to {what} within {self.timeout_s:g} s"
+                ub.failed(loop.time(), "not answering")
+                raise DeviceTimeout(f"{self.name} unit {unit}: {reason}") from None
+            except ConnectionException as e:
+                self._drop_client()
+                raise DeviceUnreachable(f"{self.name}: {e.string or 'connection lost'}") from None
+            except ModbusException as e:
+                raise DeviceProtocolError(f"{self.name} unit {unit}: {what}: {e}") from None
+            finally:
+                self._quiet_until = loop.time() + gap
+            self._timeouts_in_row = 0
+            ub.reset()
+        if rsp.isError():
+            raise ModbusExceptionResponse(getattr(rsp, "exception_code", 0), f"{what} unit {unit}")
+        return rsp
+
+    def _registers(self, rsp: ModbusPDU, count: int, what: str) -> list[int]:
+        regs = list(rsp.registers)
+        if len(regs) != count:
+            raise DeviceProtocolError(f"{self.name}: {what}: {len(regs)} registers for {count}")
+        return regs
+
+    def _bits(self, rsp: ModbusPDU, count: int, what: str) -> list[bool]:
+        bits = list(rsp.bits)
+        if len(bits) < count:
+            raise DeviceProtocolError(f"{self.name}: {what}: {len(bits)} bits for {count}")
+        return [bool(b) for b in bits[:count]]
+
+    async def read_input_registers(self, unit: int, address: int, count: int) -> list[int]:
+        what = f"read input registers {address}+{count}"
+        rsp = await self._request(
+            unit, what, lambda c: c.read_input_registers(address, count=count, device_id=unit)
+        )
+        return self._registers(rsp, count, what)
+
+    async def read_holding_registers(self, unit: int, address: int, count: int) -> list[int]:
+        what = f"read holding registers {address}+{count}"
+        rsp = await self._request(
+            unit, what, lambda c: c.read_holding_registers(address, count=count, device_id=unit)
+        )
+        return self._registers(rsp, count, what)
+
+    async def read_discrete_inputs(self, unit: int, address: int, count: int) -> list[bool]:
+        what = f"read discrete inputs {address}+{count}"
+        rsp = await self._request(
+            unit, what, lambda c: c.read_discrete_inputs(address, count=count, device_id=unit)
+        )
+        return self._bits(rsp, count, what)
+
+    async def read_coils(self, unit: int, address: int, count: int) -> list[bool]:
+        what = f"read coils {address}+{count}"
+        rsp = await self._request(
+            unit, what, lambda c: c.read_coils(address, count=count, device_id=unit)
+        )
+        return self._bits(rsp, count, what)
+
+    async def write_register(self, unit: int, address: int, value: int) -> None:
+        await self._request(
+            unit,
+            f"write register {address}={value}",
+            lambda c: c.write_register(address, value, device_id=unit),
+        )
+
+    async def write_registers(self, unit: int, address: int, values: list[int]) -> None:
+        await self._request(
+            unit,
+            f"write registers {address}+{len(values)}",
+            lambda c: c.write_registers(address, list(values), device_id=unit),
+        )
+
+    async def write_coil(self, unit: int, address: int, value: bool) -> None:
+        await self._request(
+            unit,
+            f"write coil {address}={int(value)}",
+            lambda c: c.write_coil(address, bool(value), device_id=unit),
+        )
+
+    def __repr__(self) -> str:
+        return f"<ModbusBus {self.name} {'connected' if self.connected else 'down'}>"
