@@ -701,6 +701,41 @@ async def test_async_store_runs_every_call_on_one_worker_thread(store: Store) ->
     await astore.aclose()
 
 
+def test_two_writers_on_one_database_never_collide(db_url: str, store: Store) -> None:
+    # Two Stores are two connection pools: the same contention as two processes.
+    other = Store(db_url)
+    store.sync_proxy_drivers("L1", [("D1", "", True), ("D2", "", True)], T0)
+    errors: list[BaseException] = []
+
+    def writer(s: Store, offset: int) -> None:
+        try:
+            for k in range(15):
+                iid = new_inspection(s, offset + k, items=["B1"])
+                attempt(s, iid, brake_result("B1", Verdict.PASS), offset + k)
+                s.record_draw(
+                    line="L1", inspection_id=iid, candidates=["D1", "D2"], chosen="D1", at=at(k)
+                )
+        except BaseException as e:
+            errors.append(e)
+
+    try:
+        threads = [
+            threading.Thread(target=writer, args=(s, 100 * n)) for n, s in enumerate((store, other))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        other.close()
+    assert errors == []
+    ids = [r.id for r in store.list_inspections(limit=100)]
+    assert sorted(ids) == [f"zc01-20261127-{k:04d}" for k in range(1, 31)]
+    report = store.verify_draws()
+    assert (report.ok, report.checked) == (True, 30)
+
+
 # -- errors ----------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import numpy as np
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,9 +75,10 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Concurrent writers (two processes on one PostgreSQL) may pick the same next
-# id, seq or attempt number; the unique key refuses one, which then retries.
+# How often a numbering write is tried when a unique key refuses its row.
 _RETRIES = 5
+# Any constant, distinct from the migration lock: the queue for numbering writes.
+_PG_SEQUENCE_LOCK = 0x6C696E66
 OUTBOX_RESULT = "result"
 
 
@@ -204,14 +205,20 @@ class Store:
             yield s
 
     def _write_retrying(self, work: Callable[[Session], T]) -> T:
-        """`work` in one write transaction, run again when a unique key refuses it:
-        another writer took the same next id, seq or attempt number first."""
+        """`work` in one write transaction that hands out the next id, seq or
+        attempt number. Writers queue for it: SQLite by BEGIN IMMEDIATE, PostgreSQL
+        by an advisory lock. Should a unique key still refuse the row (a writer
+        that skipped the lock), the work runs again and sees the winner's row."""
         tries = 0
         with self._errors():
             while True:
                 tries += 1
                 try:
                     with self._write() as s:
+                        if s.get_bind().dialect.name == "postgresql":
+                            s.execute(
+                                text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SEQUENCE_LOCK}
+                            )
                         return work(s)
                 except IntegrityError as e:
                     if tries >= _RETRIES:
