@@ -18,7 +18,7 @@ from typing import Any
 
 from linectl.clock import utc_iso
 from linectl.items import InspectionVerdict, Verdict, sort_items
-from linectl.vehicle import Vehicle
+from linectl.vehicle import InspectionType, Vehicle
 
 RESULT_SCHEMA = "linectl.result/1"
 GENESIS_HASH = "0" * 64
@@ -154,7 +154,7 @@ class InspectionRecord:
     request_id: str | None
     site: str
     line: str | None
-    inspection_type: str
+    inspection_type: InspectionType
     vehicle: Vehicle
     items: list[str]
     state: InspectionState
@@ -206,7 +206,7 @@ class InspectionSummary:
     line: str | None
     plate: str
     vin: str
-    inspection_type: str
+    inspection_type: InspectionType
     proxy_driver_id: str | None
     state: InspectionState
     verdict: InspectionVerdict | None
@@ -223,7 +223,7 @@ class InspectionSummary:
             "line": self.line,
             "plate": self.plate,
             "vin": self.vin,
-            "inspection_type": self.inspection_type,
+            "inspection_type": str(self.inspection_type),
             "proxy_driver": self.proxy_driver_id,
             "state": str(self.state),
             "verdict": None if self.verdict is None else str(self.verdict),
@@ -327,7 +327,7 @@ def default_result_document(record: InspectionRecord) -> dict[str, Any]:
         "revision": record.revision,
         "site": record.site,
         "line": record.line,
-        "inspection_type": record.inspection_type,
+        "inspection_type": str(record.inspection_type),
         "vehicle": record.vehicle.to_dict(),
         "proxy_driver": proxy_driver,
         "started_at": _iso(record.started_at),
