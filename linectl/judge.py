@@ -38,7 +38,14 @@ from linectl.stations.headlamp_judge import (
     judge_headlamps,
 )
 from linectl.stations.limits import LIMIT_SETS, Limits, LimitsError, load_limits
-from linectl.vehicle import Fuel, InvalidField, Vehicle, parse_inspection_type, parse_vehicle
+from linectl.vehicle import (
+    Fuel,
+    InspectionType,
+    InvalidField,
+    Vehicle,
+    parse_inspection_type,
+    parse_vehicle,
+)
 
 SECTIONS = ("inspection_type", "limit_set", "vehicle", "brake", "headlamps", "emission")
 METHODS = {"two_speed_idle": TWO_SPEED_IDLE_FUELS, "free_acceleration": FREE_ACCELERATION_FUELS}
@@ -108,11 +115,9 @@ def _at(field: str, key: str) -> str:
 
 
 def _kind(v: Any) -> str:
-    return (
-        "null"
-        if v is None
-        else {dict: "an object", list: "a list", str: "a string"}.get(type(v), repr(v))
-    )
+    if v is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(v), repr(v))
 
 
 # ---------------------------------------------------------------- brake
@@ -136,7 +141,9 @@ def _curve(obj: dict, field: str) -> BrakeCurve:
         raise InvalidField("invalid_curve", _at(field, "curve"), str(e)) from None
 
 
-def _brake(sec: Any, vehicle: Vehicle, inspection_type: Any, limits: Limits) -> list[ItemResult]:
+def _brake(
+    sec: Any, vehicle: Vehicle, inspection_type: InspectionType, limits: Limits
+) -> list[ItemResult]:
     sec = _object(sec, "brake", ("axles", "parking"), ("axles",))
     axle_keys = ("axle", "left_load_kg", "right_load_kg", "curve", "left_locked", "right_locked")
     axle_items: list[ItemResult] = []
@@ -200,7 +207,7 @@ def _brake(sec: Any, vehicle: Vehicle, inspection_type: Any, limits: Limits) -> 
 
 
 def _headlamps(
-    sec: Any, vehicle: Vehicle, inspection_type: Any, limits: Limits, beam_position: str
+    sec: Any, vehicle: Vehicle, inspection_type: InspectionType, limits: Limits, beam_position: str
 ) -> list[ItemResult]:
     keys = ("lamp", "beam", "intensity_cd", "h_mm", "v_mm", "height_mm")
     allowed = LAMPS if vehicle.headlamp_system == 4 else TWO_LAMP_LAMPS

@@ -176,6 +176,15 @@ def test_other_axle_low_rate_branch_is_of_axle_load(lim: BrakeLimits) -> None:
     assert (periodic.verdict, periodic.limits["imbalance_pct"]) == (Verdict.PASS, 10)
 
 
+def test_imbalance_branch_at_exactly_60_percent_is_of_max_force(lim: BrakeLimits) -> None:
+    # 500 + 500 kg = 9800 N; 3600 + 2280 = 5880 N: exactly 60.0 %.
+    # diff 132 -> 1320 N: of the larger max 1320 / 3600 = 36.7 % (of the axle load: 13.5 %)
+    r = judge_axle(2, 500, 500, run([(360, 228)]), car(), PERIODIC, lim)
+    assert r.values["axle_rate_pct"] == 60.0
+    assert (r.values["imbalance_branch"], r.values["imbalance_pct"]) == ("of_max_force", 36.7)
+    assert (r.verdict, r.limits["imbalance_pct"]) == (Verdict.FAIL, 30)
+
+
 @pytest.mark.parametrize(
     ("vehicle_class", "gross", "group", "other_min"),
     [
@@ -306,6 +315,13 @@ def test_parking_15_percent_when_gross_under_1_2_curb(lim: BrakeLimits) -> None:
     assert (edge.values["parking_rate_pct"], edge.verdict) == (15.0, Verdict.PASS)
     low = judge_parking([(2, run([(110, 100)]), False)], 1500, v, lim)
     assert (low.values["parking_rate_pct"], low.verdict) == (14.3, Verdict.FAIL)
+
+
+def test_parking_20_percent_when_gross_is_exactly_1_2_curb(lim: BrakeLimits) -> None:
+    # gross 1800 = 1.2 x 1500 is not below it: 20 %, so 2800 N of 14700 N (19.0 %) fails
+    v = car(gross=1800, curb=1500)
+    r = judge_parking([(2, run([(140, 140)]), False)], 1500, v, lim)
+    assert (r.limits["parking_rate_pct"], r.verdict) == (20, Verdict.FAIL)
 
 
 def test_parking_sums_runs_over_several_axles(lim: BrakeLimits) -> None:
