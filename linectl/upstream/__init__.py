@@ -1,1 +1,100 @@
-"""The upstream registry over MQTT: registrations in, status, events and results out."""
+"""The upstream registry over MQTT: registrations in, status, events and results out.
+
+`Upstream(site, mqtt_cfg)` is what the daemon runs in its TaskGroup. It holds
+one connection per line plus one for the site:
+
+- the site connection (client id `mqtt.client_id`, default `linectl-{site}`,
+  persistent session so registrations sent while the daemon is away wait at
+  the broker) answers registrations (intake), drains the result outbox and
+  publishes lifecycle events (publisher);
+- each line's status connection (client id `{client_id}-{line}-status`)
+  publishes that line's retained status and carries its will, `{"online":
+  false}` retained on the line's status topic. An MQTT client has one will,
+  and mqtt.md puts one on every line's status topic: hence one small
+  connection per line, which also ties each line's "online" to a connection
+  that really is up.
+
+Each connection reconnects on its own (linectl.upstream.connection.Link).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import TYPE_CHECKING
+
+import aiomqtt
+
+from linectl.config import MqttConfig
+from linectl.upstream.connection import Backoff, ConnectParams, Link, connect_params
+from linectl.upstream.intake import Intake, Observer
+from linectl.upstream.publisher import Publisher
+from linectl.upstream.topics import OFFLINE_PAYLOAD, Topics
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from linectl.daemon import Site
+
+__all__ = ["Topics", "Upstream"]
+
+
+class Upstream:
+    def __init__(
+        self,
+        site: Site,
+        cfg: MqttConfig,
+        *,
+        observe: Observer | None = None,
+        backoff: Callable[[], Backoff] = Backoff,
+    ) -> None:
+        self.site = site
+        self.cfg = cfg
+        self.topics = Topics(cfg.topic_prefix, site.id)
+        self.client_id = cfg.client_id or f"linectl-{site.id}"
+        # A bad URL or an unreadable secret stops the start, with the key named.
+        self.params().where()
+        self.publisher = Publisher(site, self.topics)
+        self.intake = Intake(site, self.topics, observe)
+        self.link = Link(
+            "mqtt",
+            self.params,
+            self._site_session,
+            clean_session=False,
+            manual_ack=True,
+            backoff=backoff(),
+        )
+        self.status_links = {
+            ln.id: Link(
+                f"mqtt {ln.id} status",
+                self.params,
+                partial(self.publisher.status_session, ln.id),
+                suffix=f"-{ln.id}-status",
+                will=aiomqtt.Will(self.topics.status(ln.id), OFFLINE_PAYLOAD, qos=1, retain=True),
+                backoff=backoff(),
+            )
+            for ln in site.lines
+        }
+
+    def params(self) -> ConnectParams:
+        return connect_params(self.cfg, self.client_id)
+
+    @property
+    def links(self) -> list[Link]:
+        return [self.link, *self.status_links.values()]
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.publisher.route_status(), name="mqtt-status-route")
+                tg.create_task(self.link.run(), name="mqtt")
+                for line, link in self.status_links.items():
+                    tg.create_task(link.run(), name=f"mqtt-{line}-status")
+        finally:
+            self.publisher.close()
+
+    async def _site_session(self, client: aiomqtt.Client) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.intake.serve(client))
+            tg.create_task(self.publisher.drain_outbox(client))
+            tg.create_task(self.publisher.send_events(client))
