@@ -1,0 +1,348 @@
+"""One RS-232 port and its owner: open, framed request/reply, reopen when it goes away.
+
+A `SerialPort` serves one instrument (RS-232 is point to point). One owner
+task keeps the port open: it opens it (pyserial through
+pyserial-asyncio-fast, `exclusive` so no second program can talk on it),
+waits until the port is lost (the USB adapter pulled, the pty of a stopped
+simulator gone), and opens it again after a backoff (exponential, capped,
+jittered, in real seconds). The outage is reported once to the device's
+`DeviceHealth`, which logs it once and logs again only when the device
+answers again. While the port is closed a request fails at once with
+`DeviceUnreachable`; it never waits for the port.
+
+A request holds the port's lock for its whole round trip, so the frames of
+two callers never interleave. Timeouts are real seconds (a reply takes the
+same milliseconds at any time scale). What the line delivers that is not a
+valid reply is discarded and counted, never used: stray bytes found before a
+request or after a reply (`noise_bytes`), and replies that are garbled,
+short, or fail their checksum (`bad_frames`, raising `GarbledFrame`).
+`garbled` counts both kinds of events, so a procedure can tell that the line
+was noisy while it measured, even when every reply it used was whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn, TypeVar
+
+import serial
+import serial_asyncio_fast
+
+from linectl.config import DeviceConfig, SerialTransport
+from linectl.drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from linectl.drivers.framing import FrameError, ShortFrame, Splitter
+from linectl.drivers.health import DeviceHealth
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# After a broken reply, how long the line must stay quiet before the next
+# request, so the rest of the broken frame is not taken for the next reply.
+QUIET_S = 0.02
+
+
+class GarbledFrame(DeviceProtocolError):
+    """A reply that is not a valid frame (garbled, short, bad checksum): discarded."""
+
+
+@dataclass
+class SerialStats:
+    """What the port saw; every number only grows."""
+
+    requests: int = 0
+    frames: int = 0  # valid replies
+    bad_frames: int = 0  # garbled, short or bad-checksum replies, discarded
+    noise_bytes: int = 0  # stray bytes outside any reply, discarded
+    noise_events: int = 0  # times stray bytes were found
+    timeouts: int = 0
+    opens: int = 0
+    losses: int = 0  # times the open port went away
+
+    @property
+    def garbled(self) -> int:
+        return self.bad_frames + self.noise_events
+
+
+class _Backoff:
+    def __init__(self, min_s: float, max_s: float) -> None:
+        self.min_s = min_s
+        self.max_s = max_s
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        delay = min(self.max_s, self.min_s * 2 ** (self.failures - 1))
+        return delay * random.uniform(0.5, 1.0)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class _Receiver(asyncio.Protocol):
+    """Collects what the line delivers; the port parses it under its lock."""
+
+    def __init__(self, port: SerialPort) -> None:
+        self.port = port
+        self.buf = bytearray()
+        self.arrived = asyncio.Event()
+        self.lost = asyncio.Event()
+        self.error: Exception | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self.arrived.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.error = exc
+        self.lost.set()
+        self.arrived.set()
+
+
+class SerialPort:
+    """The one owner of one RS-232 port; see the module docstring."""
+
+    def __init__(
+        self,
+        device_id: str,
+        transport: SerialTransport,
+        health: DeviceHealth | None = None,
+        *,
+        timeout_s: float = 1.0,
+        backoff_min_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+    ) -> None:
+        if not timeout_s > 0:
+            raise ValueError(f"timeout must be > 0, got {timeout_s}")
+        self.device_id = device_id
+        self.transport = transport
+        self.path = transport.device
+        self.health = health or DeviceHealth(device_id)
+        self.timeout_s = timeout_s
+        self.stats = SerialStats()
+        self._backoff = _Backoff(backoff_min_s, backoff_max_s)
+        self._lock = asyncio.Lock()
+        self._rx: _Receiver | None = None
+        self._tx: asyncio.Transport | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._first_attempt: asyncio.Event | None = None
+        self._opened = asyncio.Event()
+        self._closed = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._rx is not None and not self._rx.lost.is_set()
+
+    @property
+    def garbled(self) -> int:
+        return self.stats.garbled
+
+    # --- the owner task ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the owner task (once) and wait for its first attempt to open the port."""
+        if self._closed:
+            raise DeviceUnreachable(f"{self.device_id}: port {self.path} is closed")
+        if self._owner is None:
+            self._first_attempt = asyncio.Event()
+            self._owner = asyncio.create_task(self._own(), name=f"serial-{self.device_id}")
+        assert self._first_attempt is not None
+        await self._first_attempt.wait()
+
+    async def wait_open(self) -> None:
+        """Wait until the port is open (the owner keeps trying meanwhile)."""
+        if self._owner is None:
+            await self.start()
+        await self._opened.wait()
+
+    async def _open(self) -> None:
+        t = self.transport
+        rx = _Receiver(self)
+        tx, _ = await serial_asyncio_fast.create_serial_connection(
+            asyncio.get_running_loop(),
+            lambda: rx,
+            t.device,
+            baudrate=t.baudrate,
+            bytesize=t.bytesize,
+            parity=t.parity,
+            stopbits=t.stopbits,
+            exclusive=True,
+        )
+        self._rx, self._tx = rx, tx
+        self.stats.opens += 1
+        self._opened.set()
+
+    async def _own(self) -> None:
+        assert self._first_attempt is not None
+        while not self._closed:
+            try:
+                await self._open()
+            except Exception as e:  # whatever pyserial raises: the port is not there
+                self.health.down(f"cannot open {self.path}: {_why(e)}")
+                self._first_attempt.set()
+                await asyncio.sleep(self._backoff.next_delay())
+                continue
+            self._backoff.reset()
+            self._first_attempt.set()
+            assert self._rx is not None
+            await self._rx.lost.wait()
+            if self._closed:
+                return
+            self._opened.clear()
+            self.stats.losses += 1
+            err = self._rx.error
+            self.health.down(f"port {self.path} lost: {_why(err) if err else 'closed'}")
+            self._drop_transport()
+            await asyncio.sleep(self._backoff.next_delay())
+
+    def _drop_transport(self) -> None:
+        tx, self._tx = self._tx, None
+        if tx is not None and not tx.is_closing():
+            # abort, not close: close() drains (tcdrain), which can hang on a dead line
+            tx.abort()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._owner is not None:
+            self._owner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._owner
+        rx = self._rx
+        self._drop_transport()
+        if rx is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rx.lost.wait(), 1.0)
+
+    # --- requests ----------------------------------------------------------------------
+
+    def _take_noise(self, rx: _Receiver) -> None:
+        if rx.buf:
+            self.stats.noise_bytes += len(rx.buf)
+            self.stats.noise_events += 1
+            log.debug(
+                "%s: %d stray byte(s) discarded: %s",
+                self.device_id,
+                len(rx.buf),
+                rx.buf[:32].hex(" "),
+            )
+            rx.buf.clear()
+
+    async def request(
+        self,
+        data: bytes,
+        split: Splitter,
+        decode: Callable[[bytes], T],
+        *,
+        timeout_s: float | None = None,
+        what: str = "request",
+    ) -> T:
+        """Send `data`, read the one reply frame `split` finds, return `decode(frame)`.
+
+        Raises DeviceUnreachable (port closed), DeviceTimeout (no reply in time),
+        GarbledFrame (a reply that is not a valid frame; discarded and counted)."""
+        if self._owner is None:
+            await self.start()
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        async with self._lock:
+            rx, tx = self._rx, self._tx
+            if rx is None or tx is None or rx.lost.is_set():
+                raise DeviceUnreachable(f"{self.device_id}: port {self.path} is not open")
+            self._take_noise(rx)
+            rx.arrived.clear()
+            self.stats.requests += 1
+            tx.write(data)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while True:
+                try:
+                    n = split(rx.buf)
+                except FrameError as e:
+                    await self._garbled(rx, e, what)
+                if n is not None:
+                    frame = bytes(rx.buf[:n])
+                    del rx.buf[:n]
+                    try:
+                        value = decode(frame)
+                    except FrameError as e:
+                        await self._garbled(rx, e, what)
+                    self._take_noise(rx)  # bytes after the reply: not part of it
+                    self.stats.frames += 1
+                    self.health.up()
+                    return value
+                if rx.lost.is_set():
+                    raise DeviceUnreachable(
+                        f"{self.device_id}: port {self.path} lost during {what}"
+                    )
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                rx.arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(rx.arrived.wait(), left)
+            if rx.buf:
+                await self._garbled(
+                    rx, ShortFrame(f"{len(rx.buf)} byte(s) then silence for {timeout:g} s"), what
+                )
+            self.stats.timeouts += 1
+            self.health.down(f"no reply to {what} in {timeout:g} s")
+            raise DeviceTimeout(f"{self.device_id}: no reply to {what} in {timeout:g} s")
+
+    async def _garbled(self, rx: _Receiver, e: FrameError, what: str) -> NoReturn:
+        """Count and discard a broken reply, and whatever follows it until the line is quiet."""
+        self.stats.bad_frames += 1
+        await self._drain(rx)
+        raise GarbledFrame(f"{self.device_id}: garbled reply to {what} discarded: {e}") from e
+
+    async def _drain(self, rx: _Receiver) -> None:
+        # Bounded: a line that never goes quiet must not hold the port forever.
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.timeout_s
+        while loop.time() < give_up:
+            self.stats.noise_bytes += len(rx.buf)
+            rx.buf.clear()
+            rx.arrived.clear()
+            try:
+                await asyncio.wait_for(rx.arrived.wait(), QUIET_S)
+            except TimeoutError:
+                return
+            if rx.lost.is_set():
+                rx.buf.clear()
+                return
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, serial.SerialException) and e.args:
+        return str(e.args[-1]) if len(e.args) > 1 else str(e)
+    return str(e) or type(e).__name__
+
+
+class SerialDevice:
+    """What the three RS-232 drivers share: the device config, its port and health."""
+
+    model: str = ""
+
+    def __init__(self, cfg: DeviceConfig, port: SerialPort | None = None) -> None:
+        if cfg.model != self.model:
+            raise ValueError(f"device {cfg.id} is a {cfg.model}, not a {self.model}")
+        if not isinstance(cfg.transport, SerialTransport):
+            raise ValueError(f"device {cfg.id} ({cfg.model}) needs a serial transport")
+        self.cfg = cfg
+        self.id = cfg.id
+        self.port = port or SerialPort(cfg.id, cfg.transport, timeout_s=cfg.timeout_s)
+        self.health = self.port.health
+
+    @property
+    def garbled(self) -> int:
+        """Garbled replies and stray-byte events seen on the port so far."""
+        return self.port.garbled
+
+    async def start(self) -> None:
+        await self.port.start()
+
+    async def aclose(self) -> None:
+        await self.port.aclose()
