@@ -55,6 +55,16 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _non_negative_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="linectl",
@@ -165,6 +175,37 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("record", "judge"),
         help="judge headlamp aim too (default: record)",
     )
+
+    rs = cmd(
+        "registry-sim",
+        "linectl.registry_sim:cli",
+        "stand in for the upstream registry: register vehicles over MQTT, collect results",
+        "Register a generated vehicle population with a site over MQTT (mqtt.md), some of\n"
+        "the requests malformed if asked, collect the replies and results, and print what\n"
+        "arrived, what was refused (with the field) and what is missing. Exit 1 when\n"
+        "something is missing or unexpected, 2 when the broker refuses the login.",
+    )
+    rs.add_argument("--mqtt", required=True, metavar="URL", help="broker, mqtt://HOST:PORT")
+    rs.add_argument("--site", required=True, help="site id of the daemon")
+    rs.add_argument("--vehicles", type=_positive_int, required=True, help="registrations to send")
+    rs.add_argument(
+        "--malformed",
+        type=_non_negative_int,
+        default=0,
+        help="how many of them are malformed, one bad field each (default 0)",
+    )
+    rs.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=300.0,
+        help="seconds to wait for every reply and result (default 300)",
+    )
+    rs.add_argument("--prefix", default="linectl", help="topic prefix (default linectl)")
+    rs.add_argument("--seed", type=int, default=1, help="vehicle population seed (default 1)")
+    rs.add_argument("--username", help="broker username")
+    rs.add_argument("--password-env", metavar="VAR", help="environment variable with the password")
+    rs.add_argument("--password-file", metavar="FILE", help="file with the password")
+    rs.add_argument("--ca-file", metavar="FILE", help="CA certificate for mqtts://")
 
     db = cmd("db", "linectl.store.cli:cli", "database maintenance")
     dbs = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

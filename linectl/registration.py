@@ -16,6 +16,8 @@ from linectl.items import check_items, derive_items
 from linectl.vehicle import InspectionType, InvalidField, Vehicle, parse_inspection_type, parse_vehicle
 
 REQUEST_ID_MAX = 128
+# The request_id becomes a topic level of its reply: no level separator, no wildcards.
+REQUEST_ID_FORBIDDEN = "/+#"
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,12 @@ def read_request_id(obj: Any) -> str | None:
     """The request_id of a payload, if one can be read at all (for a refusal's reply)."""
     if isinstance(obj, dict):
         rid = obj.get("request_id")
-        if isinstance(rid, str) and 0 < len(rid) <= REQUEST_ID_MAX and rid.isprintable() and "/" not in rid:
+        if (
+            isinstance(rid, str)
+            and 0 < len(rid) <= REQUEST_ID_MAX
+            and rid.isprintable()
+            and not any(c in rid for c in REQUEST_ID_FORBIDDEN)
+        ):
             return rid
     return None
 
@@ -47,7 +54,7 @@ def parse_registration(obj: Any, *, require_request_id: bool = False) -> Registr
         raise InvalidField(
             "invalid_request_id",
             "request_id",
-            f"request_id must be 1..{REQUEST_ID_MAX} printable characters without '/'",
+            f"request_id must be 1..{REQUEST_ID_MAX} printable characters without '/', '+' or '#'",
         )
     itype = parse_inspection_type(obj.get("inspection_type"))
     if "vehicle" not in obj:
