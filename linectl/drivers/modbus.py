@@ -58,11 +58,20 @@ TCP_TIMEOUTS_BEFORE_RECONNECT = 3
 
 
 class _QuietReconnectNoise(logging.Filter):
-    """Drop pymodbus's per-attempt connect warning: the bus reports the outage
+    """Drop pymodbus's per-attempt connect warning (and the "Repeating...."
+    that pymodbus puts in place of its repeats): the bus reports the outage
     once through DeviceHealth instead."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._dropped_last = False
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Failed to connect")
+        msg = record.getMessage()
+        if msg == "Repeating....":
+            return not self._dropped_last
+        self._dropped_last = msg.startswith("Failed to connect")
+        return not self._dropped_last
 
 
 _filter_installed = False
