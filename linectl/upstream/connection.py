@@ -143,6 +143,7 @@ class ConnectParams:
         will: aiomqtt.Will | None = None,
         clean_session: bool = True,
         manual_ack: bool = False,
+        timeout: float = REPLY_TIMEOUT_S,
     ) -> aiomqtt.Client:
         client = aiomqtt.Client(
             self.host,
@@ -155,7 +156,7 @@ class ConnectParams:
             clean_session=clean_session,
             keepalive=self.keepalive,
             tls_params=self.tls,
-            timeout=REPLY_TIMEOUT_S,
+            timeout=timeout,
         )
         # Concurrent QoS 1 publishes are normal here (the outbox drains in
         # batches); aiomqtt would warn from 10 on.
