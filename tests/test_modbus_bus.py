@@ -47,8 +47,10 @@ async def silent_server() -> AsyncIterator[tuple[int, list[str]]]:
     """A TCP peer that takes requests and never answers; logs 'eof' when the
     client drops the connection."""
     events: list[str] = []
+    writers: list[asyncio.StreamWriter] = []
 
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         while await reader.read(1024):
             pass
         events.append("eof")
@@ -56,6 +58,8 @@ async def silent_server() -> AsyncIterator[tuple[int, list[str]]]:
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     yield server.sockets[0].getsockname()[1], events
+    for w in writers:
+        w.close()
     server.close()
     await server.wait_closed()
 

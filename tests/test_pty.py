@@ -21,8 +21,8 @@ async def read_exactly(fd: int, n: int, timeout_s: float = 2.0) -> bytes:
     loop = asyncio.get_running_loop()
     out = b""
     while len(out) < n:
-        ready = loop.create_future()
-        loop.add_reader(fd, ready.set_result, None)
+        ready: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, lambda f=ready: f.done() or f.set_result(None))
         try:
             await asyncio.wait_for(ready, timeout_s)
         finally:

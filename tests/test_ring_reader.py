@@ -171,3 +171,58 @@ async def test_overwritten_while_reading_is_reported(manual_rig: Rig) -> None:
     clock.t += 9.0
     assert await reader.poll() == 901
     assert reader.samples().tolist() == axle.expected()[:901]
+
+
+def at(n: int) -> float:
+    """Clock time (from BRAKE at 0) when exactly n samples have been taken."""
+    return (n - 1) * 0.010 + 0.005
+
+
+@pytest.mark.parametrize(("before", "after", "lost"), [(1024, 1024, 0), (1025, 1025, 1)])
+async def test_overrun_boundary_unread(manual_rig: Rig, before: int, after: int, lost: int) -> None:
+    clock = manual_rig.clock
+    assert isinstance(clock, ManualClock)
+    axle = ScriptedAxle()
+    manual_rig.emu.place_axle(axle)
+    await manual_rig.rbt.configure(sample_period_ms=10, max_test_ms=30000)
+    reader = manual_rig.rbt.ring_reader()
+    await manual_rig.rbt.command(RbtCommand.BRAKE)
+    reader.reset()
+    clock.t = at(before)
+    if lost:
+        with pytest.raises(RingOverrun) as e:
+            await reader.poll()
+        assert (e.value.lost, e.value.count) == (lost, after)
+        assert not ring_reads(manual_rig.reads)  # known lost: not worth a read
+    else:
+        assert await reader.poll() == before  # a full ring, read in one go
+        assert reader.samples().tolist() == axle.expected()
+
+
+@pytest.mark.parametrize(("after", "lost"), [(1024, 0), (1025, 1)])
+async def test_overrun_boundary_during_the_read(manual_rig: Rig, after: int, lost: int) -> None:
+    clock = manual_rig.clock
+    assert isinstance(clock, ManualClock)
+    axle = ScriptedAxle()
+    manual_rig.emu.place_axle(axle)
+    await manual_rig.rbt.configure(sample_period_ms=10, max_test_ms=30000)
+    reader = manual_rig.rbt.ring_reader()
+    await manual_rig.rbt.command(RbtCommand.BRAKE)
+    reader.reset()
+    clock.t = at(1000)
+    bus = manual_rig.rbt.bus
+    read = bus.read_input_registers
+
+    async def controller_goes_on(unit: int, address: int, count: int) -> list[int]:
+        if address >= 100:
+            clock.t = at(after)  # while the first slice travels
+        return await read(unit, address, count)
+
+    bus.read_input_registers = controller_goes_on  # type: ignore[method-assign]
+    if lost:
+        with pytest.raises(RingOverrun) as e:
+            await reader.poll()
+        assert (e.value.first, e.value.count, e.value.lost) == (0, after, lost)
+    else:
+        assert await reader.poll() == 1000
+        assert reader.samples().tolist() == axle.expected()[:1000]

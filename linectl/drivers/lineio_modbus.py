@@ -14,6 +14,7 @@ prompts would be read as a refresh and never acted on.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -22,6 +23,7 @@ from linectl.drivers.health import DeviceHealth
 from linectl.drivers.modbus import ModbusBus
 from linectl.drivers.regmap import load_map, text_from_registers, text_to_registers
 
+log = logging.getLogger(__name__)
 MAP = load_map("lineio-modbus")
 
 
@@ -78,7 +80,7 @@ class LineIO:
         self.unit = cfg.unit
         self.bus = bus
         self.n_stations = n_stations
-        self.health = DeviceHealth(cfg.id)
+        self.health = DeviceHealth(cfg.id, log)
         bus.attach(cfg.unit, self.health)
         self._block0 = MAP["PROMPT"].address
         self._block_len = MAP["SEQ"].end - self._block0

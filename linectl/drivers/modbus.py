@@ -112,6 +112,14 @@ class _Backoff:
         self.reason = ""
 
 
+def _fail_in_flight(client: ModbusClient, why: str) -> None:
+    """Fail the request waiting for a reply at once: the link it was sent on
+    is gone, so waiting out its timeout would only stall the bus."""
+    fut = client.ctx.response_future
+    if not fut.done():
+        fut.set_exception(ConnectionException(why))
+
+
 def bus_key(transport: TcpTransport | RtuTransport) -> BusKey:
     """What makes two transports the same physical bus."""
     if isinstance(transport, TcpTransport):
@@ -195,6 +203,7 @@ class ModbusBus:
         self._health: dict[int, DeviceHealth] = {}
         self._quiet_until = 0.0
         self._timeouts_in_row = 0
+        self._in_flight = False  # a request is waiting for its reply
         self._closed = False
 
     @classmethod
@@ -274,18 +283,15 @@ class ModbusBus:
         return client
 
     def _on_trace_connect(self, connected: bool) -> None:
-        if connected or self._client is None:
-            return
-        # The link dropped: fail the request in flight now instead of letting
-        # it wait out its timeout.
-        fut = self._client.ctx.response_future
-        if not fut.done():
-            fut.set_exception(ConnectionException("connection lost"))
+        if not connected and self._client is not None and self._in_flight:
+            _fail_in_flight(self._client, "connection lost")
 
     def _drop_client(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
             client.close()
+            if self._in_flight:
+                _fail_in_flight(client, "bus closed")
 
     async def _ensure_connected(self) -> None:
         if self._closed:
@@ -356,6 +362,7 @@ class ModbusBus:
             if (wait := self._quiet_until - loop.time()) > 0:
                 await asyncio.sleep(wait)
             gap = self.frame_gap_s
+            self._in_flight = True
             try:
                 async with asyncio.timeout(self.timeout_s):
                     rsp = await call(client)
@@ -374,6 +381,7 @@ class ModbusBus:
             except ModbusException as e:
                 raise DeviceProtocolError(f"{self.name} unit {unit}: {what}: {e}") from None
             finally:
+                self._in_flight = False
                 self._quiet_until = loop.time() + gap
             self._timeouts_in_row = 0
             ub.reset()

@@ -11,6 +11,7 @@ Units are those of the wire: loads in kg, forces in 10 N units.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypeVar
@@ -23,6 +24,7 @@ from linectl.drivers.health import DeviceHealth
 from linectl.drivers.modbus import ModbusBus
 from linectl.drivers.regmap import load_map, text_to_registers, u32_from_registers
 
+log = logging.getLogger(__name__)
 MAP = load_map("rbt-modbus")
 
 
@@ -106,7 +108,7 @@ class RbtModbus:
         self.id = cfg.id
         self.unit = cfg.unit
         self.bus = bus
-        self.health = DeviceHealth(cfg.id)
+        self.health = DeviceHealth(cfg.id, log)
         bus.attach(cfg.unit, self.health)
 
     @classmethod
