@@ -81,6 +81,7 @@ class PtyPort:
         self._master, self._slave, self.path = _open_pty()
         self._links = _Links()
         self._closed = False
+        self._waiting: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
 
     def fileno(self) -> int:
         """The master descriptor (non-blocking)."""
@@ -91,23 +92,31 @@ class PtyPort:
         return self._links.make(path, self.path)
 
     async def read(self, max_bytes: int = 4096) -> bytes:
-        """Wait for bytes the daemon wrote and return what is there."""
+        """Wait for bytes the daemon wrote and return what is there.
+        Raises ConnectionError once the port is closed."""
         loop = asyncio.get_running_loop()
         while True:
+            if self._closed:
+                raise ConnectionError(f"pty {self.path} is closed")
             try:
                 return os.read(self._master, max_bytes)
             except BlockingIOError:
                 pass
             ready: asyncio.Future[None] = loop.create_future()
             loop.add_reader(self._master, _set_once, ready)
+            self._waiting = (loop, ready)
             try:
                 await ready
             finally:
-                loop.remove_reader(self._master)
+                self._waiting = None
+                if not self._closed:
+                    loop.remove_reader(self._master)
 
     def write(self, data: bytes) -> int:
         """Send bytes to the daemon; returns how many the line took (the rest
         is dropped when nobody reads)."""
+        if self._closed:
+            raise ConnectionError(f"pty {self.path} is closed")
         try:
             return os.write(self._master, data)
         except BlockingIOError:
@@ -117,6 +126,12 @@ class PtyPort:
         if self._closed:
             return
         self._closed = True
+        if self._waiting is not None:
+            # A reader is parked on the fd: unhook it before the fd goes away.
+            loop, ready = self._waiting
+            if not loop.is_closed():
+                loop.remove_reader(self._master)
+            _set_once(ready)
         self._links.remove()
         os.close(self._master)
         os.close(self._slave)

@@ -7,6 +7,7 @@ import contextlib
 import os
 from pathlib import Path
 
+import pytest
 import serial
 
 from sim.pty import NullModem, PtyPort
@@ -127,3 +128,14 @@ async def test_no_descriptor_is_leaked(tmp_path: Path) -> None:
     # a modem never started still closes everything
     NullModem().close()
     assert open_fds() == before
+
+
+async def test_closing_a_pty_port_wakes_its_reader() -> None:
+    port = PtyPort()
+    reader = asyncio.create_task(port.read())
+    await asyncio.sleep(0)  # the reader parks on the descriptor
+    port.close()
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(reader, 2.0)
+    with pytest.raises(ConnectionError):
+        port.write(b"x")
