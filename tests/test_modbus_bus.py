@@ -240,3 +240,18 @@ async def test_closed_bus_refuses_and_is_forgotten(registry: BusRegistry) -> Non
         assert isinstance(err, DeviceUnreachable)
         assert registry.buses() == []
         assert ModbusBus.for_transport(transport, 1.0, registry=registry) is not bus
+
+
+def test_a_bus_left_by_a_closed_event_loop_is_replaced() -> None:
+    registry = BusRegistry()
+    transport = TcpTransport(host="127.0.0.1", port=1)  # nothing listens there
+
+    async def use(bus: ModbusBus) -> None:
+        with pytest.raises(DeviceUnreachable):
+            await bus.read_input_registers(1, 0, 1)
+
+    bus = ModbusBus.for_transport(transport, 0.2, registry=registry)
+    asyncio.run(use(bus))
+    again = ModbusBus.for_transport(transport, 0.2, registry=registry)
+    assert again is not bus
+    asyncio.run(use(again))

@@ -139,6 +139,9 @@ class BusRegistry:
     ) -> ModbusBus:
         key = bus_key(transport)
         bus = self._buses.get(key)
+        if bus is not None and bus.loop_closed:
+            # Left open by a daemon (or test) whose event loop is gone: useless now.
+            bus = None
         if bus is None:
             bus = ModbusBus(transport, timeout_s, registry=self, **kwargs)
             self._buses[key] = bus
@@ -204,6 +207,7 @@ class ModbusBus:
         self._quiet_until = 0.0
         self._timeouts_in_row = 0
         self._in_flight = False  # a request is waiting for its reply
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     @classmethod
@@ -235,12 +239,18 @@ class ModbusBus:
     # -- connection ------------------------------------------------------------
 
     @property
+    def loop_closed(self) -> bool:
+        """The event loop this bus ran on is closed (its client and lock are dead)."""
+        return self._loop is not None and self._loop.is_closed()
+
+    @property
     def connected(self) -> bool:
         return self._client is not None and self._client.connected
 
     async def connect(self) -> None:
         """Open the bus now (requests also open it on demand). Raises
         DeviceUnreachable if it cannot, or if it is in its backoff."""
+        self._loop = asyncio.get_running_loop()
         async with self._lock:
             await self._ensure_connected()
 
@@ -346,7 +356,7 @@ class ModbusBus:
     async def _round_trip(
         self, unit: int, what: str, call: Callable[[ModbusClient], Awaitable[ModbusPDU]]
     ) -> ModbusPDU:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         async with self._lock:
             ub = self._unit_backoff.setdefault(
                 unit, _Backoff(self._backoff_min_s, self._backoff_max_s)
