@@ -183,6 +183,7 @@ async def test_missing_serial_port_is_unreachable(
     for _ in range(10):
         elapsed, err = await timed(io.all_inputs())
         assert isinstance(err, DeviceUnreachable) and elapsed < 0.1
+    assert "no such serial port" in (io.health.last_error or "")
     assert [r.levelno for r in caplog.records if r.levelno >= logging.WARNING] == [logging.WARNING]
 
 

@@ -120,6 +120,17 @@ def _fail_in_flight(client: ModbusClient, why: str) -> None:
         fut.set_exception(ConnectionException(why))
 
 
+def _why_not_connected(transport: TcpTransport | RtuTransport) -> str:
+    """What to tell the operator when connect() fails (pymodbus keeps the OS
+    error to itself). A stat of a local device path is as quick as the
+    blocking open pyserial does anyway."""
+    if isinstance(transport, TcpTransport):
+        return "cannot connect"
+    if not os.path.exists(transport.device):
+        return "no such serial port"
+    return "cannot open the serial port"
+
+
 def bus_key(transport: TcpTransport | RtuTransport) -> BusKey:
     """What makes two transports the same physical bus."""
     if isinstance(transport, TcpTransport):
@@ -318,7 +329,7 @@ class ModbusBus:
                 f"{self.name}: {self._bus_backoff.reason}; next attempt in {left:.1f} s"
             )
         client = self._make_client()
-        reason = "cannot connect"
+        reason = _why_not_connected(self.transport)
         try:
             async with asyncio.timeout(self.timeout_s):
                 ok = await client.connect()
