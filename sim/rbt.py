@@ -81,8 +81,7 @@ class BrakeTesterEmulator:
     def __init__(self, clock: Clock, unit: int = 1) -> None:
         self.clock = clock
         self.unit = unit
-        self.map = load_map("rbt-modbus")
-        hr = self.map
+        self.map = m = load_map("rbt-modbus")
         self._t = clock.now()
         self._axle: AxleOnRollers | None = None
         self._state = IDLE
@@ -96,15 +95,15 @@ class BrakeTesterEmulator:
         self._lift = False
         self._command = CMD_NONE
         self._holding: dict[str, int] = {
-            f.name: f.default for f in hr.table("holding_registers") if f.type == "u16"
+            f.name: f.default for f in m.table("holding_registers") if f.type == "u16"
         }
-        self._tag = [0] * hr["VEHICLE_TAG"].count
-        self._ring = [0] * hr["RING"].count
+        self._tag = [0] * m["VEHICLE_TAG"].count
+        self._ring = [0] * m["RING"].count
         self._count = 0
         self._phase_end = 0.0  # end of TARING / WEIGHING
         self._run_t0 = 0.0
-        self._run_period_ms = 10
-        self._run_max_ms = 8000
+        self._run_period_ms = self._holding["SAMPLE_PERIOD_MS"]  # latched at BRAKE
+        self._run_max_ms = self._holding["MAX_TEST_MS"]
 
     # -- the world's side -----------------------------------------------------
 
