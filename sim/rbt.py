@@ -53,7 +53,6 @@ _SLIP_REASON = {
 
 TARE_S = 1.0
 WEIGH_S = 1.5
-RING_SLOTS = 1024
 
 
 class AxleOnRollers(Protocol):
@@ -99,6 +98,7 @@ class BrakeTesterEmulator:
         }
         self._tag = [0] * m["VEHICLE_TAG"].count
         self._ring = [0] * m["RING"].count
+        self._slots = m["RING"].slots or 0
         self._count = 0
         self._phase_end = 0.0  # end of TARING / WEIGHING
         self._run_t0 = 0.0
@@ -219,7 +219,7 @@ class BrakeTesterEmulator:
             if t_i > now:
                 return
             left, right, slip_l, slip_r = axle.sample(t_i)
-            slot = 2 * (i % RING_SLOTS)
+            slot = 2 * (i % self._slots)
             self._live = (force_units(left), force_units(right))
             self._ring[slot], self._ring[slot + 1] = self._live
             self._count = i + 1
@@ -281,20 +281,21 @@ class BrakeTesterEmulator:
     # -- the wire -------------------------------------------------------------
 
     def _input_register(self, address: int) -> int:
-        if address >= 100:
-            return self._ring[address - 100]
-        count_hi, count_lo = u32_to_registers(self._count & 0xFFFFFFFF)
-        return (
-            self._state,
-            self._fault,
-            self._loads[0],
-            self._loads[1],
-            self._live[0],
-            self._live[1],
-            self._stop_reason,
-            count_hi,
-            count_lo,
-        )[address]
+        f = self.map.at("input_registers", address)
+        assert f is not None  # the runtime refused undefined addresses
+        if f.name == "RING":
+            return self._ring[address - f.address]
+        if f.name == "SAMPLE_COUNT":
+            return u32_to_registers(self._count & 0xFFFFFFFF)[address - f.address]
+        return {
+            "STATE": self._state,
+            "FAULT_CODE": self._fault,
+            "LEFT_LOAD": self._loads[0],
+            "RIGHT_LOAD": self._loads[1],
+            "LEFT_FORCE": self._live[0],
+            "RIGHT_FORCE": self._live[1],
+            "STOP_REASON": self._stop_reason,
+        }[f.name]
 
     def _holding_register(self, address: int) -> int:
         f = self.map.at("holding_registers", address)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,11 +87,14 @@ class RegisterMap:
     def __getitem__(self, name: str) -> Field:
         return self.fields[name]
 
+    @cached_property
+    def _tables(self) -> dict[str, list[Field]]:
+        by_address = sorted(self.fields.values(), key=lambda f: f.address)
+        return {t: [f for f in by_address if f.table == t] for t in TABLES}
+
     def table(self, table: Table) -> list[Field]:
         """The fields of one table, by address."""
-        return sorted(
-            (f for f in self.fields.values() if f.table == table), key=lambda f: f.address
-        )
+        return list(self._tables[table])
 
     def span(self, table: Table) -> tuple[int, int] | None:
         """(first address, address after the last) of a table, or None if it is empty."""
@@ -100,7 +103,7 @@ class RegisterMap:
 
     def at(self, table: Table, address: int) -> Field | None:
         """The field covering `address` of `table` (station 0 for station maps)."""
-        for f in self.table(table):
+        for f in self._tables[table]:
             if f.address <= address < f.end:
                 return f
         return None
