@@ -23,6 +23,7 @@ from linectl.drivers.rbt_modbus import (
     RbtStatus,
     StopReason,
 )
+from linectl.drivers.regmap import RegisterMapError, parse_map
 from sim.rbt import BrakeTesterEmulator
 
 SCALE = 50.0  # an 8 s run takes 0.16 s
@@ -348,3 +349,22 @@ def test_enums_agree_with_the_register_map() -> None:
     }
     assert {name: MAP[name].address for name in hand} == hand
     assert MAP["RING"].end == 2148 and MAP["VEHICLE_TAG"].count == 10
+
+
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [
+        ({"A": {"address": 0, "count": 2, "type": "u32"}, "B": {"address": 1}}, "overlap"),
+        ({"A": {"address": 1, "min": 10, "max": 100, "step": 10, "default": 15}}, "default 15"),
+        ({"A": {"address": 1, "type": "bit"}}, "does not fit"),
+        ({"A": {"address": 65535, "count": 2, "type": "u32"}}, "out of 0..65535"),
+        (
+            {"A": {"address": 100, "count": 2048, "type": "ring", "slots": 1000, "record": 2}},
+            "ring",
+        ),
+    ],
+)
+def test_a_bad_register_map_is_refused_naming_the_key(table: dict[str, object], why: str) -> None:
+    with pytest.raises(RegisterMapError, match=why) as e:
+        parse_map({"model": "x", "holding_registers": table}, "x.toml")
+    assert str(e.value).startswith("x.toml: ")
