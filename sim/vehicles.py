@@ -20,6 +20,14 @@ from typing import Any
 import numpy as np
 
 from linectl.vehicle import Fuel, Vehicle, vin_check_digit
+from sim.exhaust import (
+    EXHAUST_FAULTS,
+    apply_exhaust_fault,
+    exhaust_fault_fits,
+    expected_exhaust_items,
+    make_exhaust,
+)
+from sim.lamps import LAMP_FAULTS, apply_lamp_fault, expected_lamp_items, lamp_names, make_lamps
 from sim.physics import AxleBrakes, G, WheelBrake
 
 BRAKE_FAULTS = (
@@ -29,6 +37,7 @@ BRAKE_FAULTS = (
     "locking_wheel",
     "weak_parking_brake",
 )
+ALL_FAULTS = (*BRAKE_FAULTS, *LAMP_FAULTS, *EXHAUST_FAULTS)
 
 # Design points of the model, as fractions of the wheel's own weight force.
 FRONT_CAPACITY = 0.95  # front brakes exceed grip: the wheels slip at about mu
@@ -44,9 +53,12 @@ class SimFault:
     kind: str
     axle: int | None = None
     side: str | None = None  # "left" / "right" for single-wheel faults
+    lamp: str | None = None  # L, LI, RI, R for lamp faults
 
     def label(self) -> str:
         where = f":{self.axle}" if self.axle is not None else ""
+        if self.lamp:
+            where = f":{self.lamp}"
         side = f"{self.side[0].upper()}" if self.side else ""
         return f"{self.kind}{where}{side}"
 
@@ -70,8 +82,11 @@ class SimVehicle:
     def axle(self, n: int) -> AxleBrakes:
         return self.axles[n - 1]
 
-    def expected_items(self) -> dict[str, str]:
-        """Items this vehicle's faults must not pass: code -> "fail" / "not_judged"."""
+    def expected_items(
+        self, inspection_type: str = "periodic", beam_position: str = "record"
+    ) -> dict[str, str]:
+        """Items this vehicle's faults must not pass: code -> "fail" / "not_judged".
+        A misaimed lamp fails only where beam position is judged (site config)."""
         out: dict[str, str] = {}
         for f in self.faults:
             if f.kind in ("weak_axle", "imbalanced_axle", "dragging_wheel"):
@@ -84,6 +99,8 @@ class SimVehicle:
         if bt < BT_LIMIT:
             locked = any(f.kind == "locking_wheel" for f in self.faults)
             out["BT"] = "not_judged" if locked else "fail"
+        out |= expected_lamp_items(self.vehicle, self.faults, inspection_type, beam_position)
+        out |= expected_exhaust_items(self.faults)
         return out
 
 
@@ -198,10 +215,38 @@ def _replace_wheel(axle: AxleBrakes, side: str, **changes: float) -> AxleBrakes:
     return AxleBrakes(axle.number, axle.left, replace(axle.right, **changes))
 
 
+def make_traits(v: Vehicle, seed: int) -> dict[str, Any]:
+    """The lamps and exhaust of a vehicle; their own generator, so adding them
+    leaves the brake designs drawn from the population's generator as they were."""
+    rng = random.Random(seed ^ 0x1A4D5E)
+    return {"lamps": make_lamps(v, rng), "exhaust": make_exhaust(v, rng)}
+
+
+def fault_fits(kind: str, v: Vehicle) -> bool:
+    if kind in EXHAUST_FAULTS:
+        return exhaust_fault_fits(kind, v)
+    return True
+
+
 def apply_fault(sv: SimVehicle, fault: SimFault) -> None:
     """Change the vehicle's physics so that it shows `fault`."""
     from dataclasses import replace
 
+    if fault.kind in LAMP_FAULTS or fault.kind in EXHAUST_FAULTS:
+        if not sv.traits:
+            sv.traits.update(make_traits(sv.vehicle, sv.seed))
+        rng = random.Random(f"{sv.seed}:{fault.label()}")
+        if fault.kind in LAMP_FAULTS:
+            assert fault.lamp is not None
+            sv.traits["lamps"] = apply_lamp_fault(
+                sv.traits["lamps"], sv.vehicle, fault.kind, fault.lamp, rng
+            )
+        else:
+            if not exhaust_fault_fits(fault.kind, sv.vehicle):
+                raise ValueError(f"{fault.kind} does not fit a {sv.vehicle.fuel} vehicle")
+            sv.traits["exhaust"] = apply_exhaust_fault(sv.traits["exhaust"], fault.kind, rng)
+        sv.faults.append(fault)
+        return
     if fault.kind == "weak_parking_brake":
         weight_n = sum(a.load_kg for a in sv.axles) * G
         per_wheel = 0.10 * weight_n / (2 * len(sv.vehicle.parking_axles))
@@ -251,6 +296,8 @@ def _fault_for(kind: str, v: Vehicle, rng: random.Random) -> SimFault:
         return SimFault(kind, rng.randint(1, v.axles), side)
     if kind == "locking_wheel":
         return SimFault(kind, 1, side)  # on the front axle it locks before 60 %
+    if kind in LAMP_FAULTS:
+        return SimFault(kind, lamp=rng.choice(lamp_names(v)))
     return SimFault(kind)
 
 
@@ -308,7 +355,7 @@ class Population:
     """A reproducible stream of simulated vehicles with a mix of faults."""
 
     def __init__(
-        self, seed: int = 1, fault_rate: float = 0.4, faults: tuple[str, ...] = BRAKE_FAULTS
+        self, seed: int = 1, fault_rate: float = 0.4, faults: tuple[str, ...] = ALL_FAULTS
     ) -> None:
         self.rng = random.Random(seed)
         self.fault_rate = fault_rate
@@ -321,8 +368,9 @@ class Population:
             if v.plate in self._plates:
                 continue
             sv = SimVehicle(v, build_brakes(v, self.rng), seed=self.rng.randrange(2**31))
+            sv.traits.update(make_traits(v, sv.seed))
             if self.rng.random() < self.fault_rate:
-                kind = self.rng.choice(self.faults)
+                kind = self.rng.choice([k for k in self.faults if fault_fits(k, v)])
                 apply_fault(sv, _fault_for(kind, v, self.rng))
             # A design too close to the whole-vehicle limit would make BT a coin toss.
             if abs(nominal_bt(sv) - BT_LIMIT) < BT_MARGIN:
@@ -350,7 +398,9 @@ def healthy_vehicle_for(plate: str, vehicle: Vehicle | None = None) -> SimVehicl
             headlamp_system=2,
             max_design_speed_kmh=180,
         )
-    return SimVehicle(vehicle, build_brakes(vehicle, rng), seed=seed)
+    sv = SimVehicle(vehicle, build_brakes(vehicle, rng), seed=seed)
+    sv.traits.update(make_traits(vehicle, seed))
+    return sv
 
 
 def describe(sv: SimVehicle) -> str:
@@ -359,6 +409,7 @@ def describe(sv: SimVehicle) -> str:
 
 
 __all__ = [
+    "ALL_FAULTS",
     "BRAKE_FAULTS",
     "Population",
     "SimFault",
