@@ -4,18 +4,18 @@ a simulated driver switching the beams, scripted vehicles with lamp faults."""
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
-from serial_fixtures import StationRig, station_rig
+from serial_fixtures import MemoryRecorder, StationRig, station_rig
 
 from linectl.clock import Clock
 from linectl.drivers.hlt_ascii import HltAscii
 from linectl.drivers.lineio_modbus import Prompt
-from linectl.items import Verdict
+from linectl.items import ItemResult
 from linectl.stations.headlamp import HeadlampProcedure
-from linectl.vehicle import InspectionType
 from sim import drive_headlamp
 from sim.headlamp_tester import HeadlampTesterEmulator
 from sim.serial_emulator import LineNoise
@@ -33,8 +33,36 @@ def car(plate: str = "鲁G12345", lamps: int = 2, *faults: SimFault) -> SimVehic
     return sv
 
 
-def procedure(rig: StationRig) -> HeadlampProcedure:
-    return HeadlampProcedure(rig.station, rig.ctx, HltAscii(rig.devices["hlt-ascii"]))
+@dataclass
+class Outcome:
+    results: list[ItemResult]
+    recorder: MemoryRecorder
+    rig: StationRig
+    procedure: HeadlampProcedure
+
+    def verdicts(self) -> dict[str, str]:
+        return {r.code: str(r.verdict) for r in self.results}
+
+
+async def inspect(
+    tmp_path: Path,
+    sv: SimVehicle,
+    items: list[str],
+    tester: HeadlampTesterEmulator | None = None,
+    **site: Any,
+) -> Outcome:
+    """`sv` through a headlamp station whose tester is `tester` (a fresh one if None)."""
+    tester = tester or HeadlampTesterEmulator(Clock(SCALE))
+    async with station_rig(
+        tmp_path, "headlamp", {"hlt-ascii": tester}, tester.clock, **site
+    ) as rig:
+        proc = HeadlampProcedure(rig.station, rig.ctx, HltAscii(rig.devices["hlt-ascii"]))
+        try:
+            results, rec = await rig.visit(proc, sv, items)
+        finally:
+            await proc.close()
+    assert [r.code for r in results] == items and [r.code for r, _ in rec.attempts] == items
+    return Outcome(results, rec, rig, proc)
 
 
 @pytest.fixture(autouse=True)
@@ -44,81 +72,38 @@ def prompt_drivers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_healthy_two_lamp_car_passes_with_both_beams_recorded(tmp_path: Path) -> None:
-    clock = Clock(SCALE)
-    async with station_rig(
-        tmp_path, "headlamp", {"hlt-ascii": HeadlampTesterEmulator(clock)}, clock
-    ) as rig:
-        proc = procedure(rig)
-        try:
-            results, rec = await rig.visit(proc, car(), ["H1", "H4"])
-        finally:
-            await proc.close()
-    assert [r.code for r in results] == ["H1", "H4"]
-    assert all(r.verdict is Verdict.PASS for r in results), [r.to_json() for r in results]
-    for r in results:
+    out = await inspect(tmp_path, car(), ["H1", "H4"])
+    assert out.verdicts() == {"H1": "pass", "H4": "pass"}, [r.to_json() for r in out.results]
+    for r in out.results:
         assert r.values["intensity_cd"] >= 18000 and r.limits["intensity_cd"] == 15000
         assert "low_height_ratio" in r.values and r.values["beam_position"] == "record"
-    assert [r.code for r, _ in rec.attempts] == ["H1", "H4"]
-    assert rig.shown(Prompt.HIGH_BEAM_ON) == 2 and rig.shown(Prompt.LOW_BEAM_ON) == 2
+    assert out.rig.shown(Prompt.HIGH_BEAM_ON) == 2 and out.rig.shown(Prompt.LOW_BEAM_ON) == 2
 
 
 @pytest.mark.parametrize("lamp", ["L", "R"])
 async def test_a_dim_lamp_fails_its_own_item_only(tmp_path: Path, lamp: str) -> None:
-    clock = Clock(SCALE)
     sv = car("鲁G23456", 2, SimFault("dim_lamp", lamp=lamp))
-    async with station_rig(
-        tmp_path, "headlamp", {"hlt-ascii": HeadlampTesterEmulator(clock)}, clock
-    ) as rig:
-        proc = procedure(rig)
-        try:
-            results, _ = await rig.visit(proc, sv, ["H1", "H4"])
-        finally:
-            await proc.close()
-    got = {r.code: str(r.verdict) for r in results}
-    assert got == {"H1": "pass", "H4": "pass"} | sv.expected_items()
+    out = await inspect(tmp_path, sv, ["H1", "H4"])
     assert sv.expected_items() == {"H1" if lamp == "L" else "H4": "fail"}
+    assert out.verdicts() == {"H1": "pass", "H4": "pass"} | sv.expected_items()
 
 
 async def test_four_lamps_a_dim_inner_lamp_is_not_rescued_by_the_pair_rule(tmp_path: Path) -> None:
-    clock = Clock(SCALE)
     sv = car("鲁G34567", 4, SimFault("dim_lamp", lamp="LI"))
-    async with station_rig(
-        tmp_path, "headlamp", {"hlt-ascii": HeadlampTesterEmulator(clock)}, clock
-    ) as rig:
-        proc = procedure(rig)
-        try:
-            results, _ = await rig.visit(
-                proc, sv, ["H1", "H2", "H3", "H4"], InspectionType.PERIODIC
-            )
-        finally:
-            await proc.close()
-    got = {r.code: str(r.verdict) for r in results}
-    assert got == {"H1": "pass", "H2": "fail", "H3": "pass", "H4": "pass"}
-    assert got["H2"] == sv.expected_items()["H2"]
+    out = await inspect(tmp_path, sv, ["H1", "H2", "H3", "H4"])
+    assert out.verdicts() == {"H1": "pass", "H2": "fail", "H3": "pass", "H4": "pass"}
+    assert sv.expected_items() == {"H2": "fail"}
 
 
 @pytest.mark.parametrize("mode", ["record", "judge"])
 async def test_a_misaimed_lamp_fails_only_where_beam_position_is_judged(
     tmp_path: Path, mode: str
 ) -> None:
-    clock = Clock(SCALE)
     sv = car("鲁G45678", 2, SimFault("misaimed_lamp", lamp="R"))
-    async with station_rig(
-        tmp_path,
-        "headlamp",
-        {"hlt-ascii": HeadlampTesterEmulator(clock)},
-        clock,
-        limits={"beam_position": mode},
-    ) as rig:
-        proc = procedure(rig)
-        try:
-            results, _ = await rig.visit(proc, sv, ["H1", "H4"])
-        finally:
-            await proc.close()
-    got = {r.code: str(r.verdict) for r in results}
-    assert got == {"H1": "pass", "H4": "pass"} | sv.expected_items(beam_position=mode)
-    h4 = results[1]
-    assert h4.values["high_position_ok"] is False or h4.values["low_position_ok"] is False
+    out = await inspect(tmp_path, sv, ["H1", "H4"], limits={"beam_position": mode})
+    assert out.verdicts() == {"H1": "pass", "H4": "pass"} | sv.expected_items(beam_position=mode)
+    h4 = out.results[1].values
+    assert h4["high_position_ok"] is False or h4["low_position_ok"] is False
 
 
 async def test_a_slow_driver_is_asked_again_and_the_lamp_is_measured(
@@ -126,47 +111,27 @@ async def test_a_slow_driver_is_asked_again_and_the_lamp_is_measured(
 ) -> None:
     monkeypatch.setattr(drive_headlamp, "SLOW_SWITCH_CHANCE", 1.0)
     monkeypatch.setattr(drive_headlamp, "SLOW_SWITCH_S", (7.0, 8.0))  # after the head looked
-    clock = Clock(SCALE)
-    tester = HeadlampTesterEmulator(clock)
-    async with station_rig(tmp_path, "headlamp", {"hlt-ascii": tester}, clock) as rig:
-        proc = procedure(rig)
-        try:
-            results, _ = await rig.visit(proc, car(), ["H1"])
-        finally:
-            await proc.close()
-    assert results[0].verdict is Verdict.PASS
+    tester = HeadlampTesterEmulator(Clock(SCALE))
+    out = await inspect(tmp_path, car(), ["H1"], tester)
+    assert out.verdicts() == {"H1": "pass"}
     # each beam: the first look finds the wrong beam lit (E1), the second finds it
-    assert rig.shown(Prompt.HIGH_BEAM_ON) == 2 and rig.shown(Prompt.LOW_BEAM_ON) == 2
+    assert out.rig.shown(Prompt.HIGH_BEAM_ON) == 2 and out.rig.shown(Prompt.LOW_BEAM_ON) == 2
     assert tester.measurements == 4
 
 
 async def test_garbled_stream_never_yields_a_verdict_and_never_crashes(tmp_path: Path) -> None:
-    clock = Clock(SCALE)
-    tester = HeadlampTesterEmulator(clock)
+    tester = HeadlampTesterEmulator(Clock(SCALE))
     tester.noise = LineNoise(between=0.5, corrupt=0.2, rng=random.Random(11))
-    async with station_rig(tmp_path, "headlamp", {"hlt-ascii": tester}, clock) as rig:
-        proc = procedure(rig)
-        try:
-            results, rec = await rig.visit(proc, car(lamps=4), ["H1", "H2", "H3", "H4"])
-        finally:
-            await proc.close()
-    assert [r.code for r in results] == ["H1", "H2", "H3", "H4"]
-    assert all(r.verdict is Verdict.NOT_JUDGED for r in results), [r.to_json() for r in results]
-    assert {r.reason for r in results} == {"garbled_data"}
-    assert len(rec.attempts) == 4
+    out = await inspect(tmp_path, car(lamps=4), ["H1", "H2", "H3", "H4"], tester)
+    assert set(out.verdicts().values()) == {"not_judged"}
+    assert {r.reason for r in out.results} == {"garbled_data"}
     assert tester.noise.injected + tester.noise.corrupted > 0
 
 
 async def test_a_dead_tester_leaves_every_lamp_not_judged(tmp_path: Path) -> None:
-    clock = Clock(SCALE)
-    tester = HeadlampTesterEmulator(clock)
+    tester = HeadlampTesterEmulator(Clock(SCALE))
     tester.mute = True
-    async with station_rig(tmp_path, "headlamp", {"hlt-ascii": tester}, clock) as rig:
-        proc = procedure(rig)
-        try:
-            results, _ = await rig.visit(proc, car(), ["H1", "H4"])
-        finally:
-            await proc.close()
-    assert [str(r.verdict) for r in results] == ["not_judged", "not_judged"]
-    assert all((r.reason or "").startswith("device_fault: ") for r in results)
-    assert not proc.device_health()["hlt-ascii-1"]
+    out = await inspect(tmp_path, car(), ["H1", "H4"], tester)
+    assert set(out.verdicts().values()) == {"not_judged"}
+    assert all((r.reason or "").startswith("device_fault: ") for r in out.results)
+    assert not out.procedure.device_health()["hlt-ascii-1"]
