@@ -87,8 +87,7 @@ class _Backoff:
 class _Receiver(asyncio.Protocol):
     """Collects what the line delivers; the port parses it under its lock."""
 
-    def __init__(self, port: SerialPort) -> None:
-        self.port = port
+    def __init__(self) -> None:
         self.buf = bytearray()
         self.arrived = asyncio.Event()
         self.lost = asyncio.Event()
@@ -162,7 +161,7 @@ class SerialPort:
 
     async def _open(self) -> None:
         t = self.transport
-        rx = _Receiver(self)
+        rx = _Receiver()
         tx, _ = await serial_asyncio_fast.create_serial_connection(
             asyncio.get_running_loop(),
             lambda: rx,
