@@ -54,7 +54,6 @@ from linectl.stations.emission_judge import (
     judge_free_acceleration,
     judge_two_speed_idle,
 )
-from linectl.vehicle import Fuel
 
 log = logging.getLogger(__name__)
 
@@ -388,4 +387,4 @@ class EmissionProcedure(Procedure):
         return False
 
 
-__all__ = ["EmissionAborted", "EmissionProcedure", "Fuel"]
+__all__ = ["EmissionAborted", "EmissionProcedure"]
