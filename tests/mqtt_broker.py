@@ -6,21 +6,32 @@ would have it, so sessions and queued messages outlive a restart), and can be
 stopped and started again on the same port for the outage tests. Given
 `users`, it writes a password file with `mosquitto_passwd` and refuses
 anonymous clients. Nothing here touches a system-wide broker.
+
+`Listener` is the registry's side of the tests: it records what the daemon
+publishes and waits for it, without sleeping.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
+
+from linectl.config import MqttConfig
+from linectl.upstream.connection import Backoff, Link, connect_params
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 10.0
@@ -139,3 +150,82 @@ def running_broker(workdir: Path, users: dict[str, str] | None = None) -> Iterat
         yield broker
     finally:
         broker.stop()
+
+
+@dataclass(frozen=True)
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class Listener:
+    """The registry's side in the tests: a persistent-session client that records
+    every message under `topic_filter`, reconnecting like the daemon does, and
+    lets a test wait until what it expects has arrived."""
+
+    def __init__(self, url: str, topic_filter: str, client_id: str) -> None:
+        self.topic_filter = topic_filter
+        cfg = MqttConfig(url=url)
+        self.link = Link(
+            f"listener {client_id}",
+            lambda: connect_params(cfg, client_id),
+            self._session,
+            clean_session=False,
+            backoff=Backoff(initial_s=0.02, cap_s=0.2),
+        )
+        self.messages: list[Received] = []
+        self._client: aiomqtt.Client | None = None
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self.subscribed = asyncio.Event()
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await client.subscribe(self.topic_filter, qos=1)
+        self._client = client
+        self.subscribed.set()
+        try:
+            async for m in client.messages:
+                payload = m.payload if isinstance(m.payload, bytes) else b""
+                self.messages.append(Received(str(m.topic), payload, m.retain))
+                async with self._changed:
+                    self._changed.notify_all()
+        finally:
+            self._client = None
+            self.subscribed.clear()
+
+    async def __aenter__(self) -> Listener:
+        self._task = asyncio.create_task(self.link.run())
+        await asyncio.wait_for(self.subscribed.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        await asyncio.wait_for(self.subscribed.wait(), 10)
+        assert self._client is not None
+        await self._client.publish(topic, payload, qos=1)
+
+    def on(self, topic: str) -> list[Received]:
+        return [m for m in self.messages if m.topic == topic]
+
+    async def wait_for(self, ready: Callable[[Listener], Any], within_s: float = 20) -> Any:
+        """Wait until `ready(self)` is truthy; return its value."""
+
+        async def until() -> Any:
+            async with self._changed:
+                while not (value := ready(self)):
+                    await self._changed.wait()
+                return value
+
+        try:
+            return await asyncio.wait_for(until(), within_s)
+        except TimeoutError:
+            topics = sorted({m.topic for m in self.messages})
+            raise AssertionError(f"not arrived in {within_s} s; topics seen: {topics}") from None
