@@ -120,7 +120,8 @@ class Request:
 @dataclass
 class Collected:
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    results: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    # inspection_id -> revision -> the result payload
+    results: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
     duplicates: int = 0
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
     unreadable: int = 0
@@ -142,7 +143,9 @@ class Report:
         }
 
     def results_of(self, inspection_id: str) -> list[dict[str, Any]]:
-        return [p for (iid, _), p in sorted(self.got.results.items()) if iid == inspection_id]
+        """Its results, one per revision, oldest first."""
+        revisions = self.got.results.get(inspection_id, {})
+        return [revisions[r] for r in sorted(revisions)]
 
     def missing_replies(self) -> list[Request]:
         return [q for q in self.requests if q.request_id not in self.got.replies]
@@ -409,13 +412,14 @@ class RegistrySim:
                     f"refused  {rid}  {err.get('code')} {err.get('field')}: {err.get('message')}"
                 )
         elif "/results/" in topic:
-            key = (str(doc.get("inspection_id")), int(doc.get("revision") or 0))
-            if key in self.got.results:
-                self.got.duplicates += 1
+            iid, rev = str(doc.get("inspection_id")), int(doc.get("revision") or 0)
+            revisions = self.got.results.setdefault(iid, {})
+            if rev in revisions:
+                self.got.duplicates += 1  # at least once: dropped by (inspection_id, revision)
             else:
-                self.got.results[key] = doc
+                revisions[rev] = doc
                 plate = (doc.get("vehicle") or {}).get("plate", "")
-                self._say(f"result   {key[0]} rev {key[1]}  {plate}  {doc.get('verdict')}")
+                self._say(f"result   {iid} rev {rev}  {plate}  {doc.get('verdict')}")
         self._check_done()
 
     def _check_done(self) -> None:

@@ -28,7 +28,7 @@ import aiomqtt
 from linectl.config import MqttConfig
 from linectl.upstream.connection import Backoff, ConnectParams, Link, connect_params
 from linectl.upstream.intake import Intake, Observer
-from linectl.upstream.publisher import Publisher
+from linectl.upstream.publisher import OUTBOX_POLL_S, Publisher
 from linectl.upstream.topics import OFFLINE_PAYLOAD, Topics
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class Upstream:
         *,
         observe: Observer | None = None,
         backoff: Callable[[], Backoff] = Backoff,
+        outbox_poll_s: float = OUTBOX_POLL_S,
     ) -> None:
         self.site = site
         self.cfg = cfg
@@ -54,7 +55,7 @@ class Upstream:
         self.client_id = cfg.client_id or f"linectl-{site.id}"
         # A bad URL or an unreadable secret stops the start, with the key named.
         self.params().where()
-        self.publisher = Publisher(site, self.topics)
+        self.publisher = Publisher(site, self.topics, poll_s=outbox_poll_s)
         self.intake = Intake(site, self.topics, observe)
         self.link = Link(
             "mqtt",

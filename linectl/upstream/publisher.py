@@ -78,6 +78,7 @@ class Publisher:
         self._unsent_event: Event | None = None
         self._skipped: set[int] = set()
         self.delivered = 0  # outbox rows acknowledged by the broker, this run
+        self._delivery = asyncio.Condition()
         self.events_sent = 0
 
     def close(self) -> None:
@@ -118,6 +119,8 @@ class Publisher:
                     await self.site.store.mark_delivered(acked, self.site.clock.wall())
                     self.delivered += len(acked)
                     sent += len(acked)
+                    async with self._delivery:
+                        self._delivery.notify_all()
             failed = [
                 (r, o) for r, o in zip(rows, outcomes, strict=True) if isinstance(o, BaseException)
             ]
@@ -132,6 +135,15 @@ class Publisher:
                     exc,
                 )
                 raise exc
+
+    async def drained(self) -> None:
+        """Return once the outbox is empty: every result acknowledged by the broker."""
+        while True:
+            seen = self.delivered
+            if await self.site.store.outbox_backlog() == 0:
+                return
+            async with self._delivery:
+                await self._delivery.wait_for(lambda seen=seen: self.delivered != seen)
 
     async def _send(self, client: aiomqtt.Client, row: OutboxRecord, acked: list[int]) -> None:
         if row.kind != OUTBOX_RESULT or not row.inspection_id:
