@@ -39,7 +39,8 @@ class _Model(BaseModel):
 class TcpTransport(_Model):
     kind: Literal["tcp"] = "tcp"
     host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
+    # 0 is for the simulator only: "any free port", replaced by the bound one.
+    port: int = Field(ge=0, le=65535)
 
 
 class RtuTransport(_Model):
@@ -190,6 +191,8 @@ class SiteConfig(_Model):
     @model_validator(mode="after")
     def _site_fits(self) -> SiteConfig:
         _unique("line", [ln.id for ln in self.lines])
+        # The draw records name drivers by id alone, so an id means one person site-wide.
+        _unique("proxy driver", [d.id for ln in self.lines for d in ln.proxy_drivers])
         _unique(
             "device",
             [

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from linectl.items import check_items, derive_items
-from linectl.vehicle import InspectionType, InvalidField, Vehicle, parse_inspection_type, parse_vehicle
+from linectl.vehicle import (
+    InspectionType,
+    InvalidField,
+    Vehicle,
+    parse_inspection_type,
+    parse_vehicle,
+)
 
 REQUEST_ID_MAX = 128
 # The request_id becomes a topic level of its reply: no level separator, no wildcards.
@@ -66,7 +72,12 @@ def parse_registration(obj: Any, *, require_request_id: bool = False) -> Registr
 
 
 def accepted_reply(request_id: str | None, inspection_id: str, line: str) -> dict[str, Any]:
-    return {"request_id": request_id, "accepted": True, "inspection_id": inspection_id, "line": line}
+    return {
+        "request_id": request_id,
+        "accepted": True,
+        "inspection_id": inspection_id,
+        "line": line,
+    }
 
 
 def refused_reply(request_id: str | None, error: InvalidField) -> dict[str, Any]:

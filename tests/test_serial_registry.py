@@ -8,6 +8,7 @@ import pytest
 
 from linectl.clock import Clock
 from linectl.config import REPO_DIR, ConfigError, StationConfig, load_site_config
+from linectl.drivers.devices import DeviceSet
 from linectl.events import EventBus
 from linectl.stations.base import SiteContext
 from linectl.stations.emission import EmissionProcedure
@@ -20,9 +21,9 @@ async def test_example_site_builds_headlamp_and_emission_procedures() -> None:
     cfg = load_site_config(REPO_DIR / "config" / "site.example.toml")
     ctx = SiteContext(cfg, Clock(1.0), load_limits(cfg.limits.dir), EventBus())
     stations = {s.kind: s for s in cfg.lines[0].stations}
-    # Serial stations own their ports and take nothing from the Modbus device set.
-    hl = build_procedure(stations["headlamp"], ctx, None)  # type: ignore[arg-type]
-    em = build_procedure(stations["emission"], ctx, None)  # type: ignore[arg-type]
+    devices = DeviceSet()
+    hl = build_procedure(stations["headlamp"], ctx, devices)
+    em = build_procedure(stations["emission"], ctx, devices)
     try:
         assert isinstance(hl, HeadlampProcedure) and hl.tester.model == "hlt-ascii"
         assert isinstance(em, EmissionProcedure)
@@ -36,11 +37,10 @@ async def test_example_site_builds_headlamp_and_emission_procedures() -> None:
                 "devices": [stations["emission"].devices[1].model_dump()],
             }
         )
-        diesel_only = build_procedure(one, ctx, None)  # type: ignore[arg-type]
+        diesel_only = build_procedure(one, ctx, devices)
         assert isinstance(diesel_only, EmissionProcedure) and diesel_only.gas is None
     finally:
-        await hl.close()
-        await em.close()
+        await devices.aclose()
 
 
 def test_a_headlamp_station_without_its_tester_is_refused() -> None:
@@ -49,4 +49,4 @@ def test_a_headlamp_station_without_its_tester_is_refused() -> None:
     brake = cfg.lines[0].stations[0]
     bogus = brake.model_copy(update={"kind": "headlamp"})  # skips validation on purpose
     with pytest.raises(ConfigError, match="hlt-ascii"):
-        build_procedure(bogus, ctx, None)  # type: ignore[arg-type]
+        build_procedure(bogus, ctx, DeviceSet())

@@ -91,7 +91,9 @@ class ProxyDriverPool:
 
     def on_duty(self) -> list[str]:
         return sorted(
-            d.id for d in self.drivers.values() if d.state not in (DriverState.OFF_DUTY, DriverState.BREAK)
+            d.id
+            for d in self.drivers.values()
+            if d.state not in (DriverState.OFF_DUTY, DriverState.BREAK)
         )
 
     async def _notify(self) -> None:
@@ -120,7 +122,9 @@ class ProxyDriverPool:
             d.plate = d.inspection_id = None
             await self._notify()
             raise
-        log.info("%s: %s drives %s (drawn from %s)", self.line, chosen, plate, ", ".join(candidates))
+        log.info(
+            "%s: %s drives %s (drawn from %s)", self.line, chosen, plate, ", ".join(candidates)
+        )
         if self.on_change:
             self.on_change()
         return draw
@@ -164,7 +168,9 @@ class ProxyDriverPool:
             raise ValueError(f"a driver can be set idle, on a break or off duty, not {state}")
         d = self.drivers[driver_id]
         if d.state is DriverState.DRIVING:
-            raise ValueError(f"{driver_id} has a vehicle ({d.plate}); change duty once it has left the line")
+            raise ValueError(
+                f"{driver_id} has a vehicle ({d.plate}); change duty once it has left the line"
+            )
         self._set(d, state)
         await self._notify()
 
@@ -177,7 +183,9 @@ class ProxyDriverPool:
         return out
 
     def snapshot(self) -> list[dict[str, str | None]]:
-        return [{"id": d.id, "state": str(d.state), "plate": d.plate} for d in self.drivers.values()]
+        return [
+            {"id": d.id, "state": str(d.state), "plate": d.plate} for d in self.drivers.values()
+        ]
 
     async def aclose(self) -> None:
         for t in list(self._walks):

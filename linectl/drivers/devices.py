@@ -1,0 +1,47 @@
+"""The devices of one daemon: every driver it opened, and the buses they share.
+
+Built from the site config by the stations that need them; closed together
+when the daemon stops. Modbus devices on one TCP gateway or one RTU port get
+one bus (one lock) from the site's own `BusRegistry`; an RS-232 instrument
+owns its port alone (RS-232 is point to point).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TypeVar
+
+from linectl.config import DeviceConfig, RtuTransport, TcpTransport
+from linectl.drivers.lineio_modbus import LineIO
+from linectl.drivers.modbus import BusRegistry, ModbusBus
+from linectl.drivers.rbt_modbus import RbtModbus
+from linectl.drivers.serial import SerialDevice
+
+S = TypeVar("S", bound=SerialDevice)
+
+
+class DeviceSet:
+    def __init__(self) -> None:
+        self.buses = BusRegistry()
+        self._serial: list[SerialDevice] = []
+
+    def _bus(self, cfg: DeviceConfig) -> ModbusBus:
+        assert isinstance(cfg.transport, TcpTransport | RtuTransport)
+        return ModbusBus.for_transport(cfg.transport, cfg.timeout_s, registry=self.buses)
+
+    def rbt(self, cfg: DeviceConfig) -> RbtModbus:
+        return RbtModbus(cfg, self._bus(cfg))
+
+    def lineio(self, cfg: DeviceConfig, n_stations: int) -> LineIO:
+        return LineIO(cfg, self._bus(cfg), n_stations)
+
+    def serial(self, driver: type[S], cfg: DeviceConfig) -> S:
+        dev = driver(cfg)
+        self._serial.append(dev)
+        return dev
+
+    async def aclose(self) -> None:
+        for dev in self._serial:
+            with contextlib.suppress(Exception):
+                await dev.aclose()
+        await self.buses.close_all()

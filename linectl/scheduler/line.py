@@ -1,0 +1,358 @@
+"""One inspection line: its queue, its stations' occupancy, and each vehicle's way through.
+
+The line is a pipeline, one vehicle per station. A queued vehicle is called
+when the first station is free: its proxy driver is drawn at that moment
+(among the idle drivers, see pool.py), the guide display shows DRIVE_IN with
+its plate and the entry light turns green. At each station the procedure
+runs; then the vehicle moves on as soon as the next station is free (until
+then its display shows WAIT and the station counts as blocked). A station
+is free again when its photo switches say so (IN_POSITION 0, EXIT_CLEAR 1).
+After the last station the inspection is completed (verdict, result and
+outbox row in one transaction), the display shows the result and DRIVE_OUT,
+and the driver walks back to the start. First come, first served: the queue
+and every station's lock are FIFO.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from linectl.config import LineConfig
+from linectl.drivers.lineio_modbus import LineIO, Prompt
+from linectl.items import STATION_OF_ITEM, InspectionVerdict, ItemResult
+from linectl.scheduler.pool import Draw, ProxyDriverPool
+from linectl.scheduler.stats import JourneyTimes, LineStats
+from linectl.stations.base import Guide, Procedure, Recorder, SiteContext, Visit
+from linectl.store.repo import AsyncStore
+from linectl.vehicle import InspectionType, Vehicle
+
+log = logging.getLogger(__name__)
+
+RESULT_SHOWN_S = 3.0  # the verdict on the last display before DRIVE_OUT
+
+
+@dataclass
+class Queued:
+    inspection_id: str
+    vehicle: Vehicle
+    inspection_type: InspectionType
+    items: list[str]
+    times: JourneyTimes
+
+    @property
+    def plate(self) -> str:
+        return self.vehicle.plate
+
+
+@dataclass
+class Slot:
+    """A station's occupancy: who holds it, in what state."""
+
+    index: int
+    procedure: Procedure
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    state: str = "free"  # free | calling | testing | blocked | leaving
+    plate: str | None = None
+    inspection_id: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.procedure.kind
+
+
+class StoreRecorder(Recorder):
+    def __init__(self, store: AsyncStore, inspection_id: str) -> None:
+        self.store = store
+        self.inspection_id = inspection_id
+
+    async def attempt(
+        self,
+        result: ItemResult,
+        *,
+        station: str,
+        device: str | None,
+        started_at: datetime,
+        finished_at: datetime,
+    ) -> int:
+        return await self.store.record_attempt(
+            inspection_id=self.inspection_id,
+            result=result,
+            station=station,
+            device=device,
+            started_at=started_at,
+            finished_at=finished_at,
+        )
+
+
+class LineRunner:
+    def __init__(
+        self,
+        cfg: LineConfig,
+        ctx: SiteContext,
+        io: LineIO,
+        procedures: list[Procedure],
+        pool: ProxyDriverPool,
+        store: AsyncStore,
+    ) -> None:
+        self.cfg = cfg
+        self.id = cfg.id
+        self.ctx = ctx
+        self.clock = ctx.clock
+        self.io = io
+        self.pool = pool
+        self.store = store
+        self.slots = [Slot(i, p) for i, p in enumerate(procedures)]
+        self._queue: deque[Queued] = deque()
+        self._queued = asyncio.Event()
+        self._journeys: set[asyncio.Task[None]] = set()
+        self.stats = LineStats.for_line(self.id, [p.id for p in procedures], self.clock.now())
+        self.on_change: Callable[[], None] | None = None
+        pool.on_change = self._changed
+
+    # --- what the site asks of a line ------------------------------------------------
+
+    def station_kinds(self) -> list[str]:
+        return [s.kind for s in self.slots]
+
+    def device_models(self) -> set[str]:
+        return self.cfg.device_models()
+
+    def mean_service_s(self, kind: str) -> float | None:
+        """Mean measured service time of this line's station of `kind` (None: none yet)."""
+        for slot, st in zip(self.slots, self.stats.stations, strict=True):
+            if slot.kind == kind:
+                return st.mean_service_s
+        return None
+
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+    def in_line(self) -> int:
+        return sum(1 for s in self.slots if s.plate is not None)
+
+    def enqueue(self, q: Queued) -> None:
+        self._queue.append(q)
+        self._queued.set()
+        self.ctx.events.publish(
+            "queued",
+            self.clock.wall(),
+            line=self.id,
+            inspection_id=q.inspection_id,
+            plate=q.plate,
+            position=len(self._queue),
+        )
+        self._changed()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "stations": [
+                {
+                    "id": s.procedure.id,
+                    "kind": s.kind,
+                    "state": s.state,
+                    "plate": s.plate,
+                    "device_ok": all(s.procedure.device_health().values()),
+                }
+                for s in self.slots
+            ],
+            "queue": len(self._queue),
+            "proxy_drivers": self.pool.snapshot(),
+        }
+
+    def _changed(self) -> None:
+        if self.on_change:
+            self.on_change()
+
+    # --- running ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.io.start()
+        for s in self.slots:
+            await Guide(self.io, s.index, "", self.clock).entry_light(False)
+            await Guide(self.io, s.index, "", self.clock).show(Prompt.BLANK)
+        try:
+            while True:
+                q = await self._next()
+                first = self.slots[0]
+                await first.lock.acquire()
+                try:
+                    draw = await self.pool.draw(q.inspection_id, q.plate)
+                except BaseException:
+                    first.lock.release()
+                    raise
+                q.times.called = self.clock.now()
+                self.stats.journeys.append(q.times)
+                task = asyncio.create_task(
+                    self._journey(q, draw), name=f"journey-{q.inspection_id}"
+                )
+                self._journeys.add(task)
+                task.add_done_callback(self._journeys.discard)
+        finally:
+            for t in list(self._journeys):
+                t.cancel()
+            await asyncio.gather(*self._journeys, return_exceptions=True)
+
+    async def _next(self) -> Queued:
+        while not self._queue:
+            self._queued.clear()
+            await self._queued.wait()
+        q = self._queue.popleft()
+        self._changed()
+        return q
+
+    async def _journey(self, q: Queued, draw: Draw) -> None:
+        """One vehicle from the call into the first station to leaving the last."""
+        held: list[Slot] = [self.slots[0]]  # stations this vehicle holds the lock of
+        self.ctx.events.publish(
+            "driver_assigned",
+            draw.at,
+            line=self.id,
+            inspection_id=q.inspection_id,
+            plate=q.plate,
+            proxy_driver=draw.chosen,
+            candidates=list(draw.candidates),
+        )
+        recorder = StoreRecorder(self.store, q.inspection_id)
+        try:
+            await self.store.set_state(q.inspection_id, "in_progress", self.clock.wall())
+            n = len(self.slots)
+            for k, slot in enumerate(self.slots):
+                last = k == n - 1
+                blocked_s = await self._at_station(q, slot, recorder, last=last, held=held)
+                await Guide(self.io, k, q.plate, self.clock).show(Prompt.DRIVE_OUT)
+                slot.state = "leaving"
+                self._changed()
+                self._spawn(self._vacate(slot, blocked_s, draw if last else None, held))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("%s: inspection %s (%s) aborted", self.id, q.inspection_id, q.plate)
+            await self._abort(q, draw, held, f"internal error: {e}")
+
+    async def _at_station(
+        self, q: Queued, slot: Slot, recorder: Recorder, last: bool, held: list[Slot]
+    ) -> float:
+        """Call the vehicle in, run the procedure, then hold it until it may move on.
+
+        Returns the time the station was blocked by this vehicle afterwards.
+        """
+        st = self.stats.stations[slot.index]
+        guide = Guide(self.io, slot.index, q.plate, self.clock)
+        slot.state, slot.plate, slot.inspection_id = "calling", q.plate, q.inspection_id
+        st.occupy(self.clock.now())
+        self._changed()
+        await guide.show(Prompt.DRIVE_IN, q.plate)
+        await guide.entry_light(True)
+        await guide.wait_inputs(lambda i: i.in_position)
+        await guide.entry_light(False)
+        slot.state = "testing"
+        self._changed()
+        items = [c for c in q.items if STATION_OF_ITEM[c] == slot.kind]
+        self.ctx.events.publish(
+            "station_started",
+            self.clock.wall(),
+            line=self.id,
+            inspection_id=q.inspection_id,
+            station=slot.procedure.id,
+            plate=q.plate,
+            items=items,
+        )
+        results: list[ItemResult] = []
+        if items:
+            visit = Visit(q.inspection_id, q.vehicle, q.inspection_type, items, line=self.id)
+            results = await slot.procedure.run(visit, guide, recorder)
+        self.ctx.events.publish(
+            "station_finished",
+            self.clock.wall(),
+            line=self.id,
+            inspection_id=q.inspection_id,
+            station=slot.procedure.id,
+            plate=q.plate,
+            verdicts={r.code: str(r.verdict) for r in results},
+        )
+        blocked_from = self.clock.now()
+        if not last:
+            nxt = self.slots[slot.index + 1]
+            if nxt.lock.locked():
+                slot.state = "blocked"
+                st.block(blocked_from)
+                self._changed()
+                await guide.show(Prompt.WAIT, "next station busy")
+            await nxt.lock.acquire()
+            held.append(nxt)
+            st.unblock(self.clock.now())
+        else:
+            record = await self.store.complete_inspection(q.inspection_id, at=self.clock.wall())
+            verdict = InspectionVerdict(record.verdict)
+            failed = [c for c, v in record.item_verdicts().items() if v != "pass"]
+            prompt = Prompt.RESULT_PASS if verdict is InspectionVerdict.PASS else Prompt.RESULT_FAIL
+            await guide.show(prompt, " ".join(failed))
+            self.ctx.events.publish(
+                "completed",
+                self.clock.wall(),
+                line=self.id,
+                inspection_id=q.inspection_id,
+                plate=q.plate,
+                verdict=str(verdict),
+                revision=record.revision,
+            )
+            await self.clock.sleep(RESULT_SHOWN_S)
+        return self.clock.now() - blocked_from if not last else 0.0
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._journeys.add(task)
+        task.add_done_callback(self._journeys.discard)
+
+    async def _vacate(
+        self, slot: Slot, blocked_s: float, last_draw: Draw | None, held: list[Slot]
+    ) -> None:
+        """The vehicle drives off; the station is free once its photo switches say so."""
+        guide = Guide(self.io, slot.index, "", self.clock)
+        await guide.wait_inputs(lambda i: not i.in_position and i.exit_clear)
+        await guide.show(Prompt.BLANK)
+        now = self.clock.now()
+        self.stats.stations[slot.index].vacate(now, blocked_s)
+        slot.state, slot.plate, slot.inspection_id = "free", None, None
+        held.remove(slot)
+        slot.lock.release()
+        if last_draw is not None:
+            self.stats.completions.append(now)
+            self.pool.release(last_draw.chosen)
+        self._changed()
+
+    async def _abort(self, q: Queued, draw: Draw, held: list[Slot], reason: str) -> None:
+        """Record the abort, send the vehicle off the line, give back what it held."""
+        try:
+            await self.store.set_state(q.inspection_id, "aborted", self.clock.wall(), reason=reason)
+        except Exception:
+            log.exception("%s: could not record the abort of %s", self.id, q.inspection_id)
+        self.ctx.events.publish(
+            "aborted",
+            self.clock.wall(),
+            line=self.id,
+            inspection_id=q.inspection_id,
+            plate=q.plate,
+            reason=reason,
+        )
+        present = [s for s in held if s.inspection_id == q.inspection_id and s.state != "leaving"]
+        for slot in list(held):
+            if slot not in present and slot.inspection_id != q.inspection_id:
+                # Taken for the vehicle but never entered: free at once.
+                held.remove(slot)
+                slot.lock.release()
+        for i, slot in enumerate(present):
+            await Guide(self.io, slot.index, q.plate, self.clock).show(
+                Prompt.DRIVE_OUT, "see the operator"
+            )
+            slot.state = "leaving"
+            last = i == len(present) - 1
+            self._spawn(self._vacate(slot, 0.0, draw if last else None, held))
+        if not present:
+            self.pool.release(draw.chosen)

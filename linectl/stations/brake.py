@@ -1,0 +1,215 @@
+"""The brake station's procedure: roller brake tester with axle scale.
+
+Per axle, as devices.md section 1 and standards.md prescribe:
+wait for the axle on the rollers -> STOP_HERE -> lift down -> WEIGH ->
+RELEASE_BRAKE -> BRAKE (drag phase, brake released) -> APPLY_BRAKE 2.0 s
+after BRAKE -> the controller stops on slip or its time limit -> judge the
+axle; on a parking axle the same run again behind APPLY_PARKING_BRAKE; then
+DRIVE_FORWARD to the next axle. After the last axle: B0 over the parking
+runs and BT over all axles. The ring buffer is read while the run goes, so
+no sample is lost; an overrun or a device fault makes the item not judged
+with the reason, never pass or fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from linectl.config import StationConfig
+from linectl.drivers.errors import DeviceError, RingOverrun
+from linectl.drivers.lineio_modbus import Prompt
+from linectl.drivers.rbt_modbus import RbtCommand, RbtModbus, RbtState, RbtStatus, StopReason
+from linectl.items import ItemResult, not_judged
+from linectl.stations.base import Guide, Procedure, Recorder, SiteContext, Visit
+from linectl.stations.brake_judge import judge_axle, judge_parking, judge_total
+from linectl.stations.curve import BrakeCurve
+
+log = logging.getLogger(__name__)
+
+SAMPLE_PERIOD_MS = 10  # 100 Hz
+MAX_TEST_MS = 8000
+APPLY_AFTER_S = 2.0  # devices.md: no earlier than 1.5 s after BRAKE, nominally 2.0 s
+RELEASE_SETTLE_S = 1.0  # the driver's foot off the pedal before the drag phase starts
+WEIGH_TIMEOUT_S = 5.0  # the controller promises 2 s
+AXLE_ARRIVAL_TIMEOUT_S = 120.0
+POLL_S = 0.15
+
+
+class BrakeFault(DeviceError):
+    """The controller reported FAULT (sensor, motor, refused command)."""
+
+
+@dataclass
+class Run:
+    curve: BrakeCurve
+    stop_reason: int
+    left_locked: bool
+    right_locked: bool
+
+
+class BrakeProcedure(Procedure):
+    kind = "brake"
+
+    def __init__(self, cfg: StationConfig, ctx: SiteContext, rbt: RbtModbus) -> None:
+        super().__init__(cfg, ctx)
+        self.rbt = rbt
+
+    def device_health(self) -> dict[str, bool]:
+        return {self.rbt.id: self.rbt.health.ok}
+
+    async def run(self, visit: Visit, guide: Guide, recorder: Recorder) -> list[ItemResult]:
+        started = self.clock.wall()
+        done: list[ItemResult] = []
+        try:
+            done = await self._inspect(visit, guide, recorder)
+        except DeviceError as e:
+            log.warning("%s: %s: %s", self.id, visit.plate, e)
+            reason = "overrun" if isinstance(e, RingOverrun) else f"device_fault: {e}"
+            done = await self.not_judged_rest(recorder, visit, done, reason, self.rbt.id, started)
+        finally:
+            # Leave the lift up so the vehicle can drive off whatever happened.
+            with contextlib.suppress(DeviceError):
+                await self.rbt.command(RbtCommand.LIFT_UP)
+        return done
+
+    async def _inspect(self, visit: Visit, guide: Guide, recorder: Recorder) -> list[ItemResult]:
+        v = visit.vehicle
+        limits = self.ctx.limits.brake
+        items = set(visit.items)
+        need_all_axles = "BT" in items
+        out: list[ItemResult] = []
+        axle_results: list[ItemResult] = []
+        parking_runs: list[tuple[int, BrakeCurve, bool]] = []
+        total_load = 0.0
+        started = self.clock.wall()
+
+        await self.rbt.configure(SAMPLE_PERIOD_MS, MAX_TEST_MS)
+        await self.rbt.set_vehicle_tag(visit.plate)
+        for n in range(1, v.axles + 1):
+            await self._wait_axle(arrive=True)
+            await guide.show(Prompt.STOP_HERE, f"axle {n}")
+            await self.rbt.command(RbtCommand.LIFT_DOWN)
+            left_kg, right_kg = await self._weigh()
+            total_load += left_kg + right_kg
+            code = f"B{n}"
+            if code in items or need_all_axles:
+                t0 = self.clock.wall()
+                try:
+                    run = await self._brake_run(guide, parking=False)
+                    res = judge_axle(
+                        n,
+                        left_kg,
+                        right_kg,
+                        run.curve,
+                        v,
+                        visit.inspection_type,
+                        limits,
+                        left_locked=run.left_locked,
+                        right_locked=run.right_locked,
+                    )
+                except RingOverrun as e:
+                    log.warning("%s: %s axle %d: %s", self.id, visit.plate, n, e)
+                    res = not_judged(code, "overrun", left_load_kg=left_kg, right_load_kg=right_kg)
+                axle_results.append(res)
+                if code in items:
+                    out.append(await self.record(recorder, visit, res, self.rbt.id, t0))
+            if n in v.parking_axles and "B0" in items:
+                try:
+                    run = await self._brake_run(guide, parking=True)
+                    parking_runs.append((n, run.curve, run.left_locked or run.right_locked))
+                except RingOverrun as e:
+                    log.warning("%s: %s parking axle %d: %s", self.id, visit.plate, n, e)
+                    parking_runs.append((n, BrakeCurve(SAMPLE_PERIOD_MS, [], []), False))
+                    out.append(
+                        await self.record(
+                            recorder, visit, not_judged("B0", "overrun"), self.rbt.id, started
+                        )
+                    )
+                    items.discard("B0")
+            if n < v.axles:
+                await self.rbt.command(RbtCommand.LIFT_UP)
+                await guide.show(Prompt.DRIVE_FORWARD, f"axle {n + 1}")
+                await self._wait_axle(arrive=False)
+        await self.rbt.command(RbtCommand.LIFT_UP)
+
+        if "B0" in items:
+            res = judge_parking(parking_runs, total_load, v, limits)
+            out.append(await self.record(recorder, visit, res, self.rbt.id, started))
+        if "BT" in items:
+            res = judge_total(axle_results, limits)
+            out.append(await self.record(recorder, visit, res, self.rbt.id, started))
+        return out
+
+    async def _status(self) -> RbtStatus:
+        st = await self.rbt.status()
+        if st.state == RbtState.FAULT:
+            raise BrakeFault(f"brake tester fault code {st.fault_code}")
+        return st
+
+    async def _wait_axle(self, arrive: bool) -> None:
+        """Wait for an axle to stand on the rollers (arrive) or to leave them."""
+        deadline = self.clock.now() + AXLE_ARRIVAL_TIMEOUT_S
+        while True:
+            st = await self.rbt.status()
+            if st.in_position == arrive:
+                return
+            if self.clock.now() > deadline:
+                raise BrakeFault(
+                    f"no axle {'arrived on' if arrive else 'left'} the rollers in {AXLE_ARRIVAL_TIMEOUT_S:.0f} s"
+                )
+            await self.clock.sleep(POLL_S)
+
+    async def _weigh(self) -> tuple[float, float]:
+        await self.rbt.command(RbtCommand.WEIGH)
+        deadline = self.clock.now() + WEIGH_TIMEOUT_S
+        while True:
+            await self.clock.sleep(POLL_S)
+            st = await self._status()
+            if st.state == RbtState.WEIGHED:
+                return float(st.left_load_kg), float(st.right_load_kg)
+            if self.clock.now() > deadline:
+                raise BrakeFault(
+                    f"scale did not settle in {WEIGH_TIMEOUT_S:.0f} s (state {st.state})"
+                )
+
+    async def _brake_run(self, guide: Guide, parking: bool) -> Run:
+        await self.rbt.set_test_kind(parking)
+        await guide.show(Prompt.RELEASE_BRAKE)
+        await self.clock.sleep(RELEASE_SETTLE_S)
+        reader = self.rbt.ring_reader()
+        await self.rbt.command(RbtCommand.BRAKE)
+        reader.reset()
+        t0 = self.clock.now()
+        apply = Prompt.APPLY_PARKING_BRAKE if parking else Prompt.APPLY_BRAKE
+        prompt_task = asyncio.create_task(self._prompt_at(guide, apply, t0 + APPLY_AFTER_S))
+        try:
+            deadline = t0 + MAX_TEST_MS / 1000 + 5.0
+            while True:
+                await reader.poll()
+                st = await self._status()
+                if st.state == RbtState.DONE:
+                    break
+                if self.clock.now() > deadline:
+                    await self.rbt.command(RbtCommand.STOP)
+                    raise BrakeFault("brake run did not end within its time limit")
+                await self.clock.sleep(POLL_S)
+            await reader.poll()  # whatever came in between the last poll and DONE
+        finally:
+            if not prompt_task.done():
+                prompt_task.cancel()
+            await asyncio.gather(prompt_task, return_exceptions=True)
+        samples = reader.samples()
+        stop = int(st.stop_reason)
+        return Run(
+            curve=BrakeCurve(SAMPLE_PERIOD_MS, samples[:, 0], samples[:, 1]),
+            stop_reason=stop,
+            left_locked=st.slip_left or stop in (StopReason.LEFT_SLIP, StopReason.BOTH_SLIP),
+            right_locked=st.slip_right or stop in (StopReason.RIGHT_SLIP, StopReason.BOTH_SLIP),
+        )
+
+    async def _prompt_at(self, guide: Guide, prompt: Prompt, t: float) -> None:
+        await self.clock.sleep_until(t)
+        await guide.show(prompt)

@@ -1,0 +1,170 @@
+"""A whole site in simulation: every instrument of a site config, and the world.
+
+`SimSite` reads the same site config as the daemon and stands up, for each
+device, its emulator where the config says the device is: a Modbus server on
+its TCP port (port 0: any free port, reported back in `live_config()`), or a
+pseudo-terminal linked at its serial device path. The world of vehicles and
+proxy drivers then acts on the line I/O emulators' guide displays. This is
+what `linectl sim --config FILE` runs, and half of `linectl demo`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from linectl.clock import Clock
+from linectl.config import DeviceConfig, SiteConfig, TcpTransport, load_site_config
+from sim.gas_analyser import GasAnalyserEmulator
+from sim.headlamp_tester import HeadlampTesterEmulator
+from sim.lineio import LineIOEmulator
+from sim.modbus_server import serve_rtu, serve_tcp
+from sim.opacimeter import OpacimeterEmulator
+from sim.pty import NullModem
+from sim.rbt import BrakeTesterEmulator
+from sim.world import SimLine, SimStation, World
+
+log = logging.getLogger(__name__)
+
+# Emulators of the serial (non-Modbus) instruments: model -> factory(clock, device config).
+# Each returns an object with `async start(device_path: str)` and `async aclose()`.
+SerialEmulatorFactory = Callable[[Clock, DeviceConfig], Any]
+SERIAL_EMULATORS: dict[str, SerialEmulatorFactory] = {
+    "nha503": GasAnalyserEmulator.for_device,
+    "nht6": OpacimeterEmulator.for_device,
+    "hlt-ascii": HeadlampTesterEmulator.for_device,
+}
+
+
+class SimSite:
+    def __init__(self, cfg: SiteConfig, clock: Clock, seed: int = 0) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.emulators: dict[str, Any] = {}  # device id -> emulator
+        self._servers: list[Any] = []
+        self._closers: list[Any] = []
+        self._ports: dict[str, int] = {}  # device id -> bound TCP port
+        lines = []
+        for ln in cfg.lines:
+            io = LineIOEmulator(clock, len(ln.stations), unit=ln.io.unit)
+            self.emulators[ln.io.id] = io
+            stations = []
+            for k, st in enumerate(ln.stations):
+                devs: dict[str, Any] = {}
+                for d in st.devices:
+                    emu = self._emulator(d)
+                    self.emulators[d.id] = emu
+                    devs[d.model] = emu
+                stations.append(SimStation(k, st.id, st.kind, devs))
+            lines.append(SimLine(ln.id, io, stations))
+        self.world = World(clock, lines, seed=seed)
+
+    def _emulator(self, d: DeviceConfig) -> Any:
+        if d.model == "rbt-modbus":
+            return BrakeTesterEmulator(self.clock, unit=d.unit)
+        if d.model in SERIAL_EMULATORS:
+            return SERIAL_EMULATORS[d.model](self.clock, d)
+        raise ValueError(f"no emulator for device model {d.model} ({d.id})")
+
+    def _devices(self) -> list[DeviceConfig]:
+        out = []
+        for ln in self.cfg.lines:
+            out.append(ln.io)
+            out += [d for st in ln.stations for d in st.devices]
+        return out
+
+    async def start(self) -> None:
+        """Listen where the config says; serial devices get pty links at their paths."""
+        modbus_groups: dict[tuple[str, ...], list[DeviceConfig]] = defaultdict(list)
+        for d in self._devices():
+            t = d.transport
+            if d.model in ("rbt-modbus", "lineio-modbus"):
+                if isinstance(t, TcpTransport):
+                    key: tuple[str, ...] = ("tcp", t.host, str(t.port), d.id if t.port == 0 else "")
+                else:
+                    key = ("rtu", t.device)
+                modbus_groups[key].append(d)
+            else:
+                emu = self.emulators[d.id]
+                await emu.start(t.device)  # type: ignore[union-attr]
+                self._closers.append(emu)
+        for key, devs in modbus_groups.items():
+            sim_devices = [self.emulators[d.id].sim_device() for d in devs]
+            if key[0] == "tcp":
+                t = devs[0].transport
+                assert isinstance(t, TcpTransport)
+                server = await serve_tcp(sim_devices, t.host, t.port)
+                for d in devs:
+                    self._ports[d.id] = server.port
+                log.info("sim: %s on tcp %s:%d", ", ".join(d.id for d in devs), t.host, server.port)
+            else:
+                modem = NullModem()
+                await modem.__aenter__()
+                self._closers.append(modem)
+                modem.link(key[1])
+                server = await serve_rtu(sim_devices, modem.ends[0], devs[0].transport.baudrate)  # type: ignore[union-attr]
+                log.info("sim: %s on rtu %s", ", ".join(d.id for d in devs), key[1])
+            self._servers.append(server)
+
+    def live_config(self) -> SiteConfig:
+        """The config with every TCP port 0 replaced by the port actually bound."""
+
+        def fix(d: DeviceConfig) -> DeviceConfig:
+            if isinstance(d.transport, TcpTransport) and d.id in self._ports:
+                return d.model_copy(
+                    update={"transport": d.transport.model_copy(update={"port": self._ports[d.id]})}
+                )
+            return d
+
+        lines = []
+        for ln in self.cfg.lines:
+            stations = [
+                st.model_copy(update={"devices": [fix(d) for d in st.devices]})
+                for st in ln.stations
+            ]
+            lines.append(ln.model_copy(update={"io": fix(ln.io), "stations": stations}))
+        return self.cfg.model_copy(update={"lines": lines})
+
+    async def run(self) -> None:
+        await self.world.run()
+
+    async def aclose(self) -> None:
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.close()
+        for c in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                if hasattr(c, "aclose"):
+                    await c.aclose()
+                else:
+                    await c.__aexit__(None, None, None)
+
+
+async def _run_sim(cfg: SiteConfig, time_scale: float, seed: int) -> None:
+    clock = Clock(time_scale)
+    site = SimSite(cfg, clock, seed)
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, main.cancel)
+    await site.start()
+    print(f"simulating site {cfg.site_id} at time scale {time_scale:g}; Ctrl-C to stop", flush=True)
+    try:
+        await site.run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await site.aclose()
+
+
+def cli(args: Any) -> int:
+    cfg = load_site_config(args.config)
+    logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+    asyncio.run(_run_sim(cfg, args.time_scale, args.seed or 0))
+    return 0
