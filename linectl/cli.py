@@ -207,6 +207,25 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--password-file", metavar="FILE", help="file with the password")
     rs.add_argument("--ca-file", metavar="FILE", help="CA certificate for mqtts://")
 
+    au = cmd(
+        "audit",
+        "linectl.audit:cli",
+        "check the proxy-driver draw record",
+        "verify: recompute the tamper-evident draw chain and name the first broken\n"
+        "record (exit 1 when broken). fairness: each driver's draws against chance.",
+    )
+    aus = au.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    for name, help_ in (
+        ("verify", "check every draw record's hash and link"),
+        ("fairness", "compare each driver's share of draws with chance (chi-square)"),
+    ):
+        a = aus.add_parser(name, help=help_, description=help_)
+        a.add_argument("--db", help="database URL")
+        a.add_argument("--config", help="site config to take the database URL from")
+        a.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "fairness":
+            a.add_argument("--line", help="only this line")
+
     db = cmd("db", "linectl.store.cli:cli", "database maintenance")
     dbs = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     up = dbs.add_parser("upgrade", help="apply schema migrations (also done on every start)")

@@ -227,7 +227,51 @@ async def summary(site: Site, tally: Tally) -> dict[str, Any]:
         "time_scale": site.clock.time_scale,
         "simulated_s": round(site.clock.now(), 1),
         "inspections": inspections,
+        "lines": [ln.report() for ln in site.lines],
     }
+
+
+def print_figure(doc: dict[str, Any], out: TextIO) -> None:
+    """Per line, in simulated time: throughput against its bound, waits, utilisation."""
+    for ln in doc["lines"]:
+        st = ln["steady_state"]
+        vph, bound = ln["vehicles_per_hour"], ln["bound_per_hour"]
+        print(f"\nline {ln['line']}: {ln['vehicles']} vehicles", file=out)
+        if st and vph and bound:
+            print(
+                f"  throughput {vph:.1f} vehicles/h = {100 * ln['of_bound']:.1f} % of the bound "
+                f"{bound:.1f}/h (limited by {ln['limited_by']}; stations allow "
+                f"{ln['station_bound_per_hour']:.1f}/h, proxy drivers "
+                f"{ln['driver_bound_per_hour']:.1f}/h)",
+                file=out,
+            )
+            print(
+                f"  steady state: {st['vehicles']} vehicles from {st['from_s'] / 60:.1f} to "
+                f"{st['to_s'] / 60:.1f} simulated min (warm-up: the first "
+                f"{st['warmup_vehicles']} excluded; drain after the queue emptied excluded)",
+                file=out,
+            )
+        else:
+            print("  too few vehicles for a steady-state throughput", file=out)
+        wait = ln["mean_queue_wait_s"]
+        if wait is not None:
+            print(f"  mean queue wait {wait / 60:.1f} min", file=out)
+        for s in ln["stations"]:
+            svc = s["mean_service_s"]
+            print(
+                f"  station {s['id']:<9} utilisation {100 * s['utilisation']:5.1f} %   "
+                f"blocked {100 * s['blocked_share']:5.1f} %   mean service "
+                + (f"{svc:.0f} s" if svc is not None else "-"),
+                file=out,
+            )
+        pd = ln["proxy_drivers"]
+        if pd["mean_utilisation"] is not None:
+            per = ", ".join(f"{k} {100 * v:.0f} %" for k, v in pd["utilisation"].items())
+            print(
+                f"  proxy drivers ({pd['on_duty']} on duty, walk back {pd['walk_back_s']:.0f} s): "
+                f"utilisation {100 * pd['mean_utilisation']:.0f} % ({per})",
+                file=out,
+            )
 
 
 def print_table(doc: dict[str, Any], out: TextIO) -> None:
@@ -380,6 +424,7 @@ def cli(args: Any) -> int:
         return 130
     print(file=sys.stdout)
     print_table(doc, sys.stdout)
+    print_figure(doc, sys.stdout)
     if args.summary_json:
         Path(args.summary_json).write_text(
             json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

@@ -164,7 +164,12 @@ def make_plate(rng: random.Random, fuel: Fuel) -> str:
 
 
 def _wheel(
-    rng: random.Random, load_kg: float, capacity: float, parking_n: float, mu: float = 0.8
+    rng: random.Random,
+    load_kg: float,
+    capacity: float,
+    parking_n: float,
+    axle_tau_s: float,
+    mu: float = 0.8,
 ) -> WheelBrake:
     w = load_kg * G
     return WheelBrake(
@@ -173,7 +178,8 @@ def _wheel(
         parking_capacity_n=parking_n * rng.uniform(0.97, 1.03),
         drag_n=w * rng.uniform(0.015, 0.04),
         mu=mu * rng.uniform(0.98, 1.02),
-        rise_tau_s=rng.uniform(0.35, 0.6),
+        # Both wheels of an axle hang on one brake circuit: nearly the same rise.
+        rise_tau_s=axle_tau_s * rng.uniform(0.97, 1.03),
     )
 
 
@@ -197,11 +203,12 @@ def build_brakes(v: Vehicle, rng: random.Random) -> list[AxleBrakes]:
         cap = FRONT_CAPACITY if n == 1 else (HEAVY_OTHER_CAPACITY if heavy else REAR_CAPACITY)
         pk = per_wheel_parking if n in v.parking_axles else 0.0
         side = rng.uniform(-0.02, 0.02)
+        tau = rng.uniform(0.35, 0.6)
         axles.append(
             AxleBrakes(
                 n,
-                _wheel(rng, load / 2 * (1 + side), cap, pk),
-                _wheel(rng, load / 2 * (1 - side), cap, pk),
+                _wheel(rng, load / 2 * (1 + side), cap, pk, tau),
+                _wheel(rng, load / 2 * (1 - side), cap, pk, tau),
             )
         )
     return axles

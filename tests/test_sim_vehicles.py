@@ -48,3 +48,23 @@ def test_faults_change_what_they_should() -> None:
     pl, pr, _ = nominal_run(park.axle(2), parking=True)
     assert (pl + pr) / (sum(a.load_kg for a in park.axles) * 9.8) < 0.15
     assert park.expected_items() == {"B0": "fail"}
+
+
+def _nominal_imbalance(axle) -> float:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from sim.vehicles import APPLY_AT_S, MAX_TEST_S, _demand
+
+    t = np.arange(1.5, MAX_TEST_S, 0.01)
+    left = np.minimum(_demand(axle.left, t, False), axle.left.grip_n)
+    right = np.minimum(_demand(axle.right, t, False), axle.right.grip_n)
+    assert APPLY_AT_S > 1.5
+    return float(np.abs(left - right).max() / max(left.max(), right.max()))
+
+
+def test_healthy_axles_brake_evenly() -> None:
+    # A healthy axle's wheels share one brake circuit: their forces rise together, far
+    # inside the tightest imbalance limit (20 %), so only a designed fault can fail it.
+    p = Population(seed=5, fault_rate=0.0)
+    worst = max(_nominal_imbalance(a) for _ in range(200) for a in p.next().axles)
+    assert worst < 0.10, worst

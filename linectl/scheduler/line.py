@@ -187,6 +187,7 @@ class LineRunner:
                     first.lock.release()
                     raise
                 q.times.called = self.clock.now()
+                q.times.queue_behind = len(self._queue)
                 self.stats.journeys.append(q.times)
                 task = asyncio.create_task(
                     self._journey(q, draw), name=f"journey-{q.inspection_id}"
@@ -228,7 +229,7 @@ class LineRunner:
                 await Guide(self.io, k, q.plate, self.clock).show(Prompt.DRIVE_OUT)
                 slot.state = "leaving"
                 self._changed()
-                self._spawn(self._vacate(slot, blocked_s, draw if last else None, held))
+                self._spawn(self._vacate(slot, blocked_s, (draw, q) if last else None, held))
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -311,7 +312,7 @@ class LineRunner:
         task.add_done_callback(self._journeys.discard)
 
     async def _vacate(
-        self, slot: Slot, blocked_s: float, last_draw: Draw | None, held: list[Slot]
+        self, slot: Slot, blocked_s: float, last: tuple[Draw, Queued] | None, held: list[Slot]
     ) -> None:
         """The vehicle drives off; the station is free once its photo switches say so."""
         guide = Guide(self.io, slot.index, "", self.clock)
@@ -322,9 +323,11 @@ class LineRunner:
         slot.state, slot.plate, slot.inspection_id = "free", None, None
         held.remove(slot)
         slot.lock.release()
-        if last_draw is not None:
+        if last is not None:
+            draw, q = last
+            q.times.left_last = now
             self.stats.completions.append(now)
-            self.pool.release(last_draw.chosen)
+            self.pool.release(draw.chosen)
         self._changed()
 
     async def _abort(self, q: Queued, draw: Draw, held: list[Slot], reason: str) -> None:
@@ -353,6 +356,16 @@ class LineRunner:
             )
             slot.state = "leaving"
             last = i == len(present) - 1
-            self._spawn(self._vacate(slot, 0.0, draw if last else None, held))
+            self._spawn(self._vacate(slot, 0.0, (draw, q) if last else None, held))
         if not present:
             self.pool.release(draw.chosen)
+
+    def report(self) -> dict[str, object]:
+        """The line's throughput figure so far (clock time)."""
+        now = self.clock.now()
+        return self.stats.report(
+            now,
+            self.pool.utilisation(now - self.stats.started),
+            len(self.pool.on_duty()),
+            self.pool.walk_back_s,
+        )

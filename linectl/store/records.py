@@ -316,6 +316,10 @@ def default_result_document(record: InspectionRecord) -> dict[str, Any]:
             "id": record.draw.chosen,
             "assigned_at": utc_iso(record.draw.drawn_at),
             "candidates": list(record.draw.candidates),
+            # The draw chain's record and hash: the registry keeps anchors of the
+            # chain, so a chain cut short or rewritten on site no longer matches them.
+            "draw_seq": record.draw.seq,
+            "draw_hash": record.draw.hash,
         }
     elif record.proxy_driver_id is not None:
         proxy_driver = {"id": record.proxy_driver_id, "assigned_at": None, "candidates": []}
