@@ -45,6 +45,7 @@ from sim.vehicles import Population
 log = logging.getLogger(__name__)
 
 Mutation = Callable[[dict[str, Any], Vehicle], None]
+RESEND_S = 15.0  # real seconds before an unanswered registration is sent again
 
 
 def _bad_check_digit(req: dict[str, Any], v: Vehicle) -> None:
@@ -289,6 +290,7 @@ class RegistrySim:
         self.malformed = malformed
         self.seed = seed
         self.out = out
+        self.resend_s = RESEND_S
         self.tag = f"{time.strftime('%H%M%S')}{secrets.token_hex(2)}"
         self.requests: list[Request] = []
         self.got = Collected()
@@ -387,6 +389,16 @@ class RegistrySim:
             await client.publish(self.topics.registrations, q.payload, qos=1)
             self._sent.add(q.request_id)
         self._say(f"{len(self._sent)} registrations sent")
+        # At least once, like the daemon: a request nobody answered goes again
+        # (same request_id, so never a second inspection).
+        while True:
+            await asyncio.sleep(self.resend_s)
+            unanswered = [q for q in self.requests if q.request_id not in self.got.replies]
+            if not unanswered:
+                return
+            for q in unanswered:
+                await client.publish(self.topics.registrations, q.payload, qos=1)
+            self._say(f"{len(unanswered)} unanswered registration(s) sent again")
 
     def _receive(self, message: aiomqtt.Message) -> None:
         topic = str(message.topic)

@@ -39,12 +39,19 @@ async def test_demo_takes_registrations_from_the_registry_sim(
     demo = asyncio.create_task(run_demo(args, out))
     try:
         async with Listener(broker.url, topics.all_status, "test-watch") as watch:
-            await watch.wait_for(
-                lambda w: (
-                    {m.topic for m in w.messages if m.json().get("online")}
-                    >= {topics.status("L1"), topics.status("L2")}
+            online = asyncio.ensure_future(
+                watch.wait_for(
+                    lambda w: (
+                        {m.topic for m in w.messages if m.json().get("online")}
+                        >= {topics.status("L1"), topics.status("L2")}
+                    )
                 )
             )
+            await asyncio.wait([online, demo], return_when=asyncio.FIRST_COMPLETED)
+            if demo.done():
+                online.cancel()
+                raise AssertionError(f"the demo ended early: {demo.exception()!r}")
+            await online
         registry = RegistrySim(
             lambda: connect_params(MqttConfig(url=broker.url), "registry-sim-demo"),
             topics,

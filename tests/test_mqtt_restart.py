@@ -188,9 +188,22 @@ async def test_sigkill_with_undelivered_results_then_restart(
                 first, again = json_on(reg, t.reply(f"r-kill-{i}"))[:2]
                 assert again == first
             assert len(await asyncio.to_thread(store.list_inspections)) == N
-            assert await asyncio.to_thread(store.outbox_backlog) == 0
 
-            # Killed again: the broker publishes the line's will, retained.
+            # Stopped as an operator would: every acknowledged result marked, the
+            # line announced offline by the daemon itself.
+            n_status = len(reg.on(t.status("L1")))
+            daemon.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(daemon.wait(), 20) == 0
+            assert await asyncio.to_thread(store.outbox_backlog) == 0
+            await reg.wait_for(
+                lambda r: [m for m in r.on(t.status("L1"))[n_status:] if not m.json()["online"]]
+            )
+
+            # Killed: the broker publishes the line's will, retained.
+            daemon = await start_daemon(config, log)
+            await reg.wait_for(
+                lambda r: [m for m in r.on(t.status("L1"))[n_status:] if m.json()["online"]]
+            )
             n_status = len(reg.on(t.status("L1")))
             await sigkill(daemon)
             daemon = None

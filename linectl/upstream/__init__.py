@@ -12,7 +12,9 @@ one connection per line plus one for the site:
   false}` retained on the line's status topic. An MQTT client has one will,
   and mqtt.md puts one on every line's status topic: hence one small
   connection per line, which also ties each line's "online" to a connection
-  that really is up.
+  that really is up. A line is first announced online once the site
+  connection has subscribed to registrations: "online" means a registration
+  sent now is taken.
 
 Each connection reconnects on its own (linectl.upstream.connection.Link).
 """
@@ -57,6 +59,7 @@ class Upstream:
         self.params().where()
         self.publisher = Publisher(site, self.topics, poll_s=outbox_poll_s)
         self.intake = Intake(site, self.topics, observe)
+        self.publisher.taking_registrations = self.intake.subscribed
         self.link = Link(
             "mqtt",
             self.params,

@@ -189,6 +189,16 @@ def connect_params(cfg: MqttConfig, default_client_id: str) -> ConnectParams:
     )
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that was swallowed. aiomqtt waits for PUBACK and
+    SUBACK with `asyncio.wait_for`, which on Python 3.11 returns the result when
+    the reply and a cancellation arrive together, dropping the cancellation:
+    loops call this after such awaits, so a stopping daemon stops."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
     """Acknowledge a message received on a `manual_ack` client (QoS 0 needs none)."""
     if message.qos > 0:
@@ -327,7 +337,10 @@ class Link:
                         params.where(),
                     )
                     down = False
-                    await self._session(client)
+                    # Its own task: a session ends through a TaskGroup, which on
+                    # Python 3.11 can leave its parent task marked as cancelling
+                    # (fixed in 3.12); that mark must not stay on this loop.
+                    await asyncio.create_task(self._session(client), name=f"{self.name} session")
                 raise aiomqtt.MqttError("the session ended")
             except Exception as e:
                 msg = describe_failure(e, params)
@@ -350,6 +363,7 @@ class Link:
                 self.connected.clear()
             if up_at is not None and time.monotonic() - up_at >= STABLE_AFTER_S:
                 self.backoff.reset()
+            raise_if_cancelling()
             delay = self.backoff.next()
             log.debug("%s: next attempt in %.1f s", self.name, delay)
             await asyncio.sleep(delay)

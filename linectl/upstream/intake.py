@@ -18,6 +18,7 @@ A database failure ends the session unacknowledged for the same reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -27,7 +28,7 @@ import aiomqtt
 
 from linectl.registration import read_request_id, refused_reply
 from linectl.store.db import StoreError
-from linectl.upstream.connection import ack
+from linectl.upstream.connection import ack, raise_if_cancelling
 from linectl.upstream.publisher import to_json
 from linectl.upstream.topics import MAX_REGISTRATION_BYTES, Topics
 from linectl.vehicle import InvalidField
@@ -76,12 +77,19 @@ class Intake:
         self.observe = observe
         self.answered = 0
         self.unanswerable = 0
+        # Set while subscribed: registrations sent now reach this site.
+        self.subscribed = asyncio.Event()
 
     async def serve(self, client: aiomqtt.Client) -> None:
         """Subscribe and answer until the connection is lost (raises MqttError)."""
         await client.subscribe(self.topics.registrations, qos=1)
-        async for message in client.messages:
-            await self.handle(client, message)
+        self.subscribed.set()
+        try:
+            async for message in client.messages:
+                await self.handle(client, message)
+                raise_if_cancelling()
+        finally:
+            self.subscribed.clear()
 
     async def handle(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         payload = message.payload if isinstance(message.payload, bytes) else b""

@@ -30,6 +30,7 @@ import aiomqtt
 from linectl.events import LIFECYCLE, Event
 from linectl.store.records import OutboxRecord
 from linectl.store.repo import OUTBOX_RESULT
+from linectl.upstream.connection import raise_if_cancelling
 from linectl.upstream.topics import OFFLINE_PAYLOAD, Topics
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ class Publisher:
         self._latest: dict[str, dict[str, Any]] = {}
         self._status_changed = {ln.id: asyncio.Event() for ln in site.lines}
         self._unsent_event: Event | None = None
+        # A line is announced online once registrations reach the site (Upstream
+        # sets this to the intake's subscription): "online" means "send vehicles".
+        self.taking_registrations: asyncio.Event | None = None
         self._skipped: set[int] = set()
         self.delivered = 0  # outbox rows acknowledged by the broker, this run
         self._delivery = asyncio.Condition()
@@ -91,8 +95,12 @@ class Publisher:
         """Drain now, then again on every completion and every `poll_s`."""
         while True:
             await self.drain_once(client)
+            raise_if_cancelling()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that meets the timeout, and this loop would not stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._completed.get(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self._completed.get()
             while self._completed.get_nowait() is not None:
                 pass  # one drain serves every completion that woke it
 
@@ -167,6 +175,7 @@ class Publisher:
                 await client.publish(self.topics.events(ev.line), to_json(ev.payload()), qos=1)
                 self.events_sent += 1
             self._unsent_event = None
+            raise_if_cancelling()
 
     # --- line status ----------------------------------------------------------------
 
@@ -202,9 +211,12 @@ class Publisher:
 
     async def _status_loop(self, line: str, client: aiomqtt.Client) -> None:
         changed = self._status_changed[line]
+        if self.taking_registrations is not None:
+            await self.taking_registrations.wait()
         while True:
             changed.clear()
             await client.publish(
                 self.topics.status(line), to_json(self.current_status(line)), qos=1, retain=True
             )
+            raise_if_cancelling()
             await changed.wait()
