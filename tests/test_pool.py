@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections import Counter
 
 import pytest
 
+from linectl.audit import chi_square_sf
 from linectl.clock import Clock
 from linectl.config import ProxyDriverConfig
 from linectl.scheduler.pool import Draw, DriverState, ProxyDriverPool, csprng_choice
 
 DRIVERS = [ProxyDriverConfig(id=f"D{i}") for i in range(1, 5)]
-
-
-def chi_square_sf(x: float, df: int) -> float:
-    """P(X >= x) for a chi-square variable with df degrees of freedom (closed forms)."""
-    if df % 2 == 0:
-        term, total = 1.0, 1.0
-        for i in range(1, df // 2):
-            term *= (x / 2) / i
-            total += term
-        return math.exp(-x / 2) * total
-    total = math.erfc(math.sqrt(x / 2))
-    term = math.sqrt(2 * x / math.pi) * math.exp(-x / 2)
-    for i in range(1, (df + 1) // 2):
-        total += term
-        term *= x / (2 * i + 1)
-    return total
 
 
 def test_chi_square_sf_against_tables() -> None:
