@@ -4,8 +4,10 @@ Among the lines that have a station for every item the vehicle needs (a
 diesel needs an opacimeter, a petrol car a gas analyser), the one expected
 to finish it first: the work already waiting in its queue and on its
 stations, divided by its throughput, plus its own time through the line.
-Station times are learned from what the line has measured; until a line has
-measured any, a nominal time per station kind stands in.
+Station times are learned from what the lines have measured (after their
+warm-up); a line that has not measured a station kind yet borrows the other
+lines' figure for it, so two alike lines are compared alike, and until no
+line has one, a nominal time per station kind stands in.
 """
 
 from __future__ import annotations
@@ -44,10 +46,20 @@ def missing_for(line: LineView, vehicle: Vehicle, items: Sequence[str]) -> list[
     return missing
 
 
-def expected_finish_s(line: LineView) -> float:
+def service_s(line: LineView, kind: str, lines: Sequence[LineView] = ()) -> float:
+    """The service time to plan with for `line`'s station of `kind`."""
+    own = line.mean_service_s(kind)
+    if own is not None:
+        return own
+    others = [x for ln in lines if kind in ln.station_kinds() and (x := ln.mean_service_s(kind))]
+    if others:
+        return sum(others) / len(others)
+    return NOMINAL_SERVICE_S.get(kind, 60.0)
+
+
+def expected_finish_s(line: LineView, lines: Sequence[LineView] = ()) -> float:
     """Clock seconds until a vehicle registered now would leave this line."""
-    kinds = line.station_kinds()
-    service = [line.mean_service_s(k) or NOMINAL_SERVICE_S.get(k, 60.0) for k in kinds]
+    service = [service_s(line, k, lines) for k in line.station_kinds()]
     bottleneck = max(service)
     ahead = line.queue_length() + line.in_line()
     return ahead * bottleneck + sum(service)
@@ -63,4 +75,5 @@ def choose_line(lines: Sequence[LineView], vehicle: Vehicle, items: Sequence[str
             "no_line", "items", f"no line of this site can measure these items ({reasons})"
         )
     # Ties go to the line listed first, so a quiet site fills its lines in order.
-    return min(able, key=lambda ln: (expected_finish_s(ln), [x.id for x in lines].index(ln.id)))
+    order = [x.id for x in lines]
+    return min(able, key=lambda ln: (expected_finish_s(ln, lines), order.index(ln.id)))

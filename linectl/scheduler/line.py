@@ -124,10 +124,11 @@ class LineRunner:
         return self.cfg.device_models()
 
     def mean_service_s(self, kind: str) -> float | None:
-        """Mean measured service time of this line's station of `kind` (None: none yet)."""
+        """Settled mean service time of this line's station of `kind` (None: not yet
+        known: warm-up vehicles, waiting for instruments, do not count)."""
         for slot, st in zip(self.slots, self.stats.stations, strict=True):
             if slot.kind == kind:
-                return st.mean_service_s
+                return st.settled_service_s(self.stats.warmup)
         return None
 
     def queue_length(self) -> int:

@@ -49,6 +49,11 @@ class StationStats:
     def mean_service_s(self) -> float | None:
         return fmean(self.services) if self.services else None
 
+    def settled_service_s(self, warmup: int, at_least: int = 3) -> float | None:
+        """Mean service after the first `warmup` vehicles, once there are enough."""
+        settled = self.services[warmup:]
+        return fmean(settled) if len(settled) >= at_least else None
+
 
 @dataclass
 class JourneyTimes:
@@ -72,6 +77,11 @@ class LineStats:
     def for_line(cls, line: str, station_ids: list[str], t0: float) -> LineStats:
         return cls(line, [StationStats(s) for s in station_ids], started=t0)
 
+    @property
+    def warmup(self) -> int:
+        """Vehicles counted as warm-up: until the pipeline has been full once."""
+        return len(self.stations) + 1
+
     def queue_waits(self) -> list[float]:
         return [j.called - j.queued for j in self.journeys if j.called is not None]
 
@@ -87,7 +97,7 @@ class LineStats:
             (j for j in self.journeys if j.left_last is not None and j.called is not None),
             key=lambda j: j.called or 0.0,
         )
-        warmup = len(self.stations) + 1
+        warmup = self.warmup
         busy = [j for j in done if j.queue_behind > 0]
         if len(busy) <= warmup + 1:
             return None
@@ -109,7 +119,7 @@ class LineStats:
         elapsed = max(now - self.started, 1e-9)
         # The bound, like the rate, leaves the warm-up vehicles out: the first ones
         # wait for instruments to warm up, which is not what a station costs a vehicle.
-        warm = len(self.stations) + 1
+        warm = self.warmup
         services = [
             fmean(st.services[warm:] if len(st.services) > warm else st.services)
             if st.services
