@@ -60,9 +60,7 @@ def test_bad_vins(vin: Any, fragment: str) -> None:
     assert fragment in e.value.message
 
 
-@pytest.mark.parametrize(
-    "plate", ["鲁G12345", "京AD12345", "粤B12345F", "沪C8K2L9", "浙AF12345"]
-)
+@pytest.mark.parametrize("plate", ["鲁G12345", "京AD12345", "粤B12345F", "沪C8K2L9", "浙AF12345"])
 def test_good_plates(plate: str) -> None:
     assert check_plate(plate) == plate
 
