@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,14 @@ async def results_shown(sim: SimSite, plates: set[str]) -> None:
             shown.add(blk.plate)
 
 
+def first_status(
+    listener: Listener, t: Topics, start: int, pred: Callable[[dict[str, Any]], bool]
+) -> int | None:
+    """The index of the first L1 status from `start` on that satisfies `pred`."""
+    docs = json_on(listener, t.status("L1"))
+    return next((i for i in range(start, len(docs)) if pred(docs[i])), None)
+
+
 def json_on(listener: Listener, topic: str) -> list[Any]:
     return [m.json() for m in listener.on(topic)]
 
@@ -195,16 +203,16 @@ async def test_sigkill_with_undelivered_results_then_restart(
             daemon.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(daemon.wait(), 20) == 0
             assert await asyncio.to_thread(store.outbox_backlog) == 0
-            await reg.wait_for(
-                lambda r: [m for m in r.on(t.status("L1"))[n_status:] if not m.json()["online"]]
+            offline_at = await reg.wait_for(
+                lambda r: first_status(r, t, n_status, lambda doc: not doc["online"])
             )
 
             # Killed: the broker publishes the line's will, retained.
             daemon = await start_daemon(config, log)
-            await reg.wait_for(
-                lambda r: [m for m in r.on(t.status("L1"))[n_status:] if m.json()["online"]]
+            online_at = await reg.wait_for(
+                lambda r: first_status(r, t, offline_at + 1, lambda doc: doc["online"])
             )
-            n_status = len(reg.on(t.status("L1")))
+            n_status = online_at + 1
             await sigkill(daemon)
             daemon = None
             [will] = await reg.wait_for(
