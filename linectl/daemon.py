@@ -186,17 +186,18 @@ class Site:
         for rec in await self.store.unfinished_inspections():
             if rec.state == "in_progress" or rec.line is None:
                 reason = "daemon restarted while the vehicle was on the line"
-                await self.store.set_state(rec.id, "aborted", self.clock.wall(), reason=reason)
+                await self.store.complete_inspection(
+                    rec.id, at=self.clock.wall(), abort_reason=reason
+                )
                 log.warning("inspection %s (%s) aborted: %s", rec.id, rec.plate, reason)
                 continue
             try:
                 runner = self.line(rec.line)
             except KeyError:
-                await self.store.set_state(
+                await self.store.complete_inspection(
                     rec.id,
-                    "aborted",
-                    self.clock.wall(),
-                    reason=f"line {rec.line} no longer configured",
+                    at=self.clock.wall(),
+                    abort_reason=f"line {rec.line} no longer configured",
                 )
                 continue
             runner.enqueue(

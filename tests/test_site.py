@@ -231,3 +231,29 @@ async def test_a_vehicle_no_line_can_measure_is_refused(tmp_path: Path) -> None:
         await store.aclose()
     assert reply["accepted"] is False
     assert reply["error"]["code"] == "no_line" and "headlamp" in reply["error"]["message"]
+
+
+async def test_an_apply_prompt_that_reaches_the_display_late_is_never_a_verdict(
+    tmp_path: Path,
+) -> None:
+    # The line I/O module answers, but the first APPLY_BRAKE lands 5 s after BRAKE
+    # (a congested bus): that run only saw drag and must not read as a weak brake.
+    (car,) = fleet(None)
+    async with running_site(tmp_path, kinds=BRAKE) as rig:
+        io = rig.site.lines[0].io
+        show = io.show
+        delayed: list[int] = []
+
+        async def slow_show(station: int, prompt: Prompt, plate: str = "", text: str = "") -> int:
+            if prompt == Prompt.APPLY_BRAKE and not delayed:
+                delayed.append(station)
+                await rig.clock.sleep(3.0)
+            return await show(station, prompt, plate, text)
+
+        io.show = slow_show  # type: ignore[method-assign]
+        (rec,) = await rig.inspect_all([car], items=brake_only_items())
+    got = {c: (str(a.verdict), a.reason) for c, a in rec.latest_attempts().items()}
+    assert got["B1"] == ("not_judged", "guide_late")
+    assert got["B2"] == ("pass", None) and got["B0"] == ("pass", None)
+    assert got["BT"][0] == "not_judged"
+    assert rec.verdict == "incomplete"

@@ -472,10 +472,14 @@ def test_the_default_result_document_has_every_field_of_the_contract(store: Stor
     assert (doc["inspection_id"], doc["request_id"], doc["revision"]) == (iid, "r-20261127-0001", 1)
     assert (doc["site"], doc["line"], doc["inspection_type"]) == ("zc01", "L1", "periodic")
     assert doc["vehicle"]["vin"] == make_vehicle().vin and doc["vehicle"]["plate"] == "鲁G12345"
+    draw = store.draws()[-1]
     assert doc["proxy_driver"] == {
         "id": "D3",
         "assigned_at": "2026-11-27T09:01:00.000Z",
         "candidates": ["D1", "D3"],
+        # anchors of the draw chain for the registry (fields added to mqtt.md's)
+        "draw_seq": draw.seq,
+        "draw_hash": draw.hash,
     }
     assert (doc["started_at"], doc["finished_at"]) == (
         "2026-11-27T09:02:00.000Z",

@@ -334,7 +334,9 @@ class LineRunner:
     async def _abort(self, q: Queued, draw: Draw, held: list[Slot], reason: str) -> None:
         """Record the abort, send the vehicle off the line, give back what it held."""
         try:
-            await self.store.set_state(q.inspection_id, "aborted", self.clock.wall(), reason=reason)
+            await self.store.complete_inspection(
+                q.inspection_id, at=self.clock.wall(), abort_reason=reason
+            )
         except Exception:
             log.exception("%s: could not record the abort of %s", self.id, q.inspection_id)
         self.ctx.events.publish(

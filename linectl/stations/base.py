@@ -91,6 +91,11 @@ class Guide:
             try:
                 return await what()
             except DeviceError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Shutting down: a cancellation swallowed inside the request
+                    # (3.11's wait_for can) must not turn into retrying for ever.
+                    raise asyncio.CancelledError from None
                 # Real seconds: the I/O module is down, not the procedure slow.
                 await asyncio.sleep(self.RETRY_S[min(attempt, len(self.RETRY_S) - 1)])
                 attempt += 1

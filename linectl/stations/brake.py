@@ -35,11 +35,28 @@ APPLY_AFTER_S = 2.0  # devices.md: no earlier than 1.5 s after BRAKE, nominally 
 RELEASE_SETTLE_S = 1.0  # the driver's foot off the pedal before the drag phase starts
 WEIGH_TIMEOUT_S = 5.0  # the controller promises 2 s
 AXLE_ARRIVAL_TIMEOUT_S = 120.0
+# The latest an APPLY prompt may reach the display after BRAKE and the run still be
+# trusted: it leaves 4 s before the 8 s limit for a reaction (< 1 s) and a rise that
+# settles within about 3 s. Later, the curve could end before the brake's maximum
+# and read as a weak brake.
+APPLY_LATE_S = 4.0
 POLL_S = 0.15
 
 
 class BrakeFault(DeviceError):
     """The controller reported FAULT (sensor, motor, refused command)."""
+
+
+class RunUntrusted(DeviceError):
+    """One run whose curve cannot be judged; the next run may be fine."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def _run_reason(e: DeviceError) -> str:
+    return e.reason if isinstance(e, RunUntrusted) else "overrun"
 
 
 @dataclass
@@ -110,9 +127,11 @@ class BrakeProcedure(Procedure):
                         left_locked=run.left_locked,
                         right_locked=run.right_locked,
                     )
-                except RingOverrun as e:
+                except (RingOverrun, RunUntrusted) as e:
                     log.warning("%s: %s axle %d: %s", self.id, visit.plate, n, e)
-                    res = not_judged(code, "overrun", left_load_kg=left_kg, right_load_kg=right_kg)
+                    res = not_judged(
+                        code, _run_reason(e), left_load_kg=left_kg, right_load_kg=right_kg
+                    )
                 axle_results.append(res)
                 if code in items:
                     out.append(await self.record(recorder, visit, res, self.rbt.id, t0))
@@ -120,14 +139,11 @@ class BrakeProcedure(Procedure):
                 try:
                     run = await self._brake_run(guide, parking=True)
                     parking_runs.append((n, run.curve, run.left_locked or run.right_locked))
-                except RingOverrun as e:
+                except (RingOverrun, RunUntrusted) as e:
                     log.warning("%s: %s parking axle %d: %s", self.id, visit.plate, n, e)
                     parking_runs.append((n, BrakeCurve(SAMPLE_PERIOD_MS, [], []), False))
-                    out.append(
-                        await self.record(
-                            recorder, visit, not_judged("B0", "overrun"), self.rbt.id, started
-                        )
-                    )
+                    res = not_judged("B0", _run_reason(e))
+                    out.append(await self.record(recorder, visit, res, self.rbt.id, started))
                     items.discard("B0")
             if n < v.axles:
                 await self.rbt.command(RbtCommand.LIFT_UP)
@@ -201,6 +217,14 @@ class BrakeProcedure(Procedure):
             if not prompt_task.done():
                 prompt_task.cancel()
             await asyncio.gather(prompt_task, return_exceptions=True)
+        shown = (
+            prompt_task.result()
+            if prompt_task.done() and not prompt_task.cancelled() and not prompt_task.exception()
+            else None
+        )
+        if shown is None or shown - t0 > APPLY_LATE_S:
+            when = "never" if shown is None else f"{shown - t0:.1f} s after BRAKE"
+            raise RunUntrusted("guide_late", f"{apply.name} reached the guide display {when}")
         samples = reader.samples()
         stop = int(st.stop_reason)
         return Run(
@@ -210,6 +234,8 @@ class BrakeProcedure(Procedure):
             right_locked=st.slip_right or stop in (StopReason.RIGHT_SLIP, StopReason.BOTH_SLIP),
         )
 
-    async def _prompt_at(self, guide: Guide, prompt: Prompt, t: float) -> None:
+    async def _prompt_at(self, guide: Guide, prompt: Prompt, t: float) -> float:
+        """Show `prompt` at clock time `t`; the clock time it reached the display."""
         await self.clock.sleep_until(t)
         await guide.show(prompt)
+        return self.clock.now()

@@ -324,7 +324,7 @@ def default_result_document(record: InspectionRecord) -> dict[str, Any]:
     elif record.proxy_driver_id is not None:
         proxy_driver = {"id": record.proxy_driver_id, "assigned_at": None, "candidates": []}
 
-    return {
+    doc = {
         "schema": RESULT_SCHEMA,
         "inspection_id": record.id,
         "request_id": record.request_id,
@@ -339,3 +339,7 @@ def default_result_document(record: InspectionRecord) -> dict[str, Any]:
         "verdict": None if record.verdict is None else str(record.verdict),
         "items": items,
     }
+    if record.state is InspectionState.ABORTED:
+        # Added to mqtt.md's fields: why the vehicle left the line unfinished.
+        doc["aborted"] = record.abort_reason or "aborted"
+    return doc

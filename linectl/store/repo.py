@@ -454,10 +454,15 @@ class Store:
         *,
         at: datetime,
         result_document: Callable[[InspectionRecord], dict[str, Any]] | None = None,
+        abort_reason: str | None = None,
     ) -> InspectionRecord:
         """In one transaction: the verdict from each item's latest attempt (an item
         without one is not judged), the next revision, state completed, and the
-        result's outbox row. If anything fails, none of it is kept."""
+        result's outbox row. If anything fails, none of it is kept.
+
+        With `abort_reason` the inspection ends aborted instead (the vehicle left
+        the line unfinished): its result still goes out, through the outbox like
+        any other, so the registry learns of it even if the broker is away now."""
         at = _utc(at)
         build = result_document or default_result_document
         with self._errors(), self._write() as s:
@@ -472,7 +477,11 @@ class Store:
             verdicts += [v for code, v in latest.items() if code not in row.items]
             row.verdict = str(inspection_verdict(verdicts))
             row.revision += 1
-            row.state = str(InspectionState.COMPLETED)
+            if abort_reason is None:
+                row.state = str(InspectionState.COMPLETED)
+            else:
+                row.state = str(InspectionState.ABORTED)
+                row.abort_reason = abort_reason
             row.finished_at = at
             s.flush()
             record = self._inspection_record(s, row)
@@ -959,9 +968,14 @@ class AsyncStore:
         *,
         at: datetime,
         result_document: Callable[[InspectionRecord], dict[str, Any]] | None = None,
+        abort_reason: str | None = None,
     ) -> InspectionRecord:
         return await self._run(
-            self.store.complete_inspection, inspection_id, at=at, result_document=result_document
+            self.store.complete_inspection,
+            inspection_id,
+            at=at,
+            result_document=result_document,
+            abort_reason=abort_reason,
         )
 
     async def inspection(self, inspection_id: str) -> InspectionRecord:
