@@ -4,6 +4,7 @@ pipeline, procedures over real sockets and ptys, records in the database."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +159,7 @@ async def test_restart_requeues_waiting_and_aborts_interrupted(tmp_path: Path) -
         with rig.site.events.subscribe({"completed"}) as sub:
             ev = await asyncio.wait_for(sub.get(), 60)
         first = await rig.store.inspection(ids[0])
+        (aborted_result,) = await rig.store.outbox(ids[0])
         again = await rig.site.register(
             {
                 "request_id": "r1",
@@ -168,6 +170,9 @@ async def test_restart_requeues_waiting_and_aborts_interrupted(tmp_path: Path) -
         )
     assert ev.inspection_id == ids[1]
     assert str(first.state) == "aborted" and "restarted" in (first.abort_reason or "")
+    # The registry hears of it through the outbox, as of any result.
+    doc = json.loads(aborted_result.payload)
+    assert doc["verdict"] == "incomplete" and "restarted" in doc["aborted"]
     assert again["inspection_id"] == ids[1]  # the same reply, no second inspection
 
 
