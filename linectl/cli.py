@@ -65,6 +65,17 @@ def _non_negative_int(s: str) -> int:
     return v
 
 
+def _station_kinds(s: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in s.split(",") if k.strip())
+    known = ("brake", "headlamp", "emission")
+    bad = [k for k in kinds if k not in known]
+    if bad or not kinds or len(set(kinds)) != len(kinds):
+        raise argparse.ArgumentTypeError(
+            f"{s!r}: give each of {', '.join(known)} at most once, comma-separated"
+        )
+    return kinds
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="linectl",
@@ -118,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="attach to this broker (mqtt://HOST:PORT) and take registrations from it",
     )
     d.add_argument("--site", default="demo", help="site id (default: demo)")
+    d.add_argument(
+        "--stations",
+        type=_station_kinds,
+        default=("brake", "headlamp", "emission"),
+        metavar="KINDS",
+        help="station kinds of each line, in order (default: brake,headlamp,emission)",
+    )
 
     r = cmd("run", "linectl.daemon:cli", "run the daemon for a site")
     r.add_argument("--config", required=True, help="site config (TOML)")

@@ -391,7 +391,7 @@ async def track(site: Site, sim: SimSite, tally: Tally, ready: asyncio.Event) ->
 async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
     clock = Clock(args.time_scale)
     db_url = args.db or default_db_url()
-    kinds = STATION_KINDS
+    kinds = tuple(getattr(args, "stations", None) or STATION_KINDS)
     tty_dir = Path(tempfile.mkdtemp(prefix="linectl-demo-"))
     cfg = demo_config(args.site, args.lines, db_url, tty_dir, kinds)
     sim = SimSite(cfg, clock, seed=args.seed or 0)

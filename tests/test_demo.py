@@ -50,3 +50,14 @@ def test_demo_runs_whole_inspections_and_writes_its_summary(tmp_path: Path) -> N
     assert all(r[1] == "completed" and r[3] for r in rows)
     assert draws == 3 and outbox == 3
     assert attempts >= sum(len(r["items"]) for r in doc["inspections"])
+
+
+def test_demo_refuses_an_unknown_station_kind() -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "linectl", "demo", "--stations", "brake,wash"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 2
+    assert "--stations" in p.stderr and "Traceback" not in p.stderr
