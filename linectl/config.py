@@ -9,8 +9,10 @@ traceback. See config/site.example.toml for a commented example.
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -102,10 +104,22 @@ class StationConfig(_Model):
         return next((d for d in self.devices if d.model == model), None)
 
 
+class BreakConfig(_Model):
+    """A daily break: from `at` (HH:MM, site local time) for `minutes`."""
+
+    at: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    minutes: int = Field(gt=0, le=240)
+
+    def start(self, day: datetime) -> datetime:
+        h, m = (int(x) for x in self.at.split(":"))
+        return day.replace(hour=h, minute=m, second=0, microsecond=0)
+
+
 class ProxyDriverConfig(_Model):
     id: str = Field(min_length=1)
     name: str = ""
     on_duty: bool = True
+    breaks: list[BreakConfig] = []
 
 
 class LineConfig(_Model):
@@ -181,6 +195,8 @@ class ApiConfig(_Model):
 
 class SiteConfig(_Model):
     site_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    # IANA zone of the site's local time (break times); none: the machine's own.
+    timezone: str | None = None
     lines: list[LineConfig] = Field(min_length=1)
     database: DatabaseConfig = DatabaseConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -190,6 +206,11 @@ class SiteConfig(_Model):
 
     @model_validator(mode="after")
     def _site_fits(self) -> SiteConfig:
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone") from None
         _unique("line", [ln.id for ln in self.lines])
         # The draw records name drivers by id alone, so an id means one person site-wide.
         _unique("proxy driver", [d.id for ln in self.lines for d in ln.proxy_drivers])
@@ -202,6 +223,10 @@ class SiteConfig(_Model):
             ],
         )
         return self
+
+    def tz(self) -> tzinfo | None:
+        """The site's local time zone (None: the machine's)."""
+        return ZoneInfo(self.timezone) if self.timezone else None
 
     def line(self, line_id: str) -> LineConfig:
         for ln in self.lines:

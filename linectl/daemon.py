@@ -34,7 +34,7 @@ from linectl.registration import (
 )
 from linectl.scheduler.dispatch import choose_line
 from linectl.scheduler.line import LineRunner, Queued
-from linectl.scheduler.pool import Draw, ProxyDriverPool, csprng_choice
+from linectl.scheduler.pool import Draw, DriverState, ProxyDriverPool, csprng_choice
 from linectl.scheduler.stats import JourneyTimes
 from linectl.stations.base import SiteContext
 from linectl.stations.limits import load_limits
@@ -77,6 +77,8 @@ class Site:
                 self._record_draw,
                 walk_back_s=line_cfg.walk_back_s,
                 choose=choose,
+                tz=cfg.tz(),
+                duty_changed=self._record_duty,
             )
             runner = LineRunner(line_cfg, self.ctx, io, procedures, pool, store)
             runner.on_change = self._status_changed
@@ -120,6 +122,10 @@ class Site:
             await asyncio.sleep(0.05)
 
     # --- records --------------------------------------------------------------------
+
+    async def _record_duty(self, driver_id: str, state: DriverState) -> None:
+        duty = {DriverState.BREAK: "break", DriverState.OFF_DUTY: "off_duty"}.get(state, "on_duty")
+        await self.store.set_driver_state(driver_id, duty, self.clock.wall())
 
     async def _record_draw(self, draw: Draw) -> None:
         await self.store.record_draw(
@@ -225,6 +231,7 @@ class Site:
             async with asyncio.TaskGroup() as tg:
                 for runner in self.lines:
                     tg.create_task(runner.run(), name=f"line-{runner.id}")
+                    tg.create_task(runner.pool.run_breaks(), name=f"breaks-{runner.id}")
                 tg.create_task(self._status_ticker(), name="status")
                 self.ready.set()
         finally:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 
 from linectl.audit import chi_square_sf
 from linectl.clock import Clock
-from linectl.config import ProxyDriverConfig
+from linectl.config import BreakConfig, ProxyDriverConfig
 from linectl.scheduler.pool import Draw, DriverState, ProxyDriverPool, csprng_choice
 
 DRIVERS = [ProxyDriverConfig(id=f"D{i}") for i in range(1, 5)]
@@ -134,3 +135,42 @@ def test_production_draw_is_the_csprng() -> None:
 
     src = inspect.getsource(pool_mod)
     assert "secrets.choice" in src and "import random" not in src
+
+
+async def test_configured_breaks_take_drivers_out_and_bring_them_back() -> None:
+    clock = Clock(600)  # a 10-minute break takes one real second
+    start = (clock.wall() + timedelta(minutes=2)).astimezone(None)
+    brk = BreakConfig(at=start.strftime("%H:%M"), minutes=10)
+    cfg = [
+        ProxyDriverConfig(id="D1", breaks=[brk]),
+        ProxyDriverConfig(id="D2", breaks=[brk]),
+        ProxyDriverConfig(id="D3"),
+    ]
+    changes: asyncio.Queue[tuple[str, DriverState]] = asyncio.Queue()
+
+    async def duty(driver: str, state: DriverState) -> None:
+        await changes.put((driver, state))
+
+    rec = Records()
+    pool = ProxyDriverPool(
+        "L1", cfg, clock, rec, walk_back_s=30, choose=random.Random(1).choice, duty_changed=duty
+    )
+    # D1 has a vehicle when the break begins: D1 takes it once back at the start.
+    while (d := await pool.draw("I-0", "P0")).chosen != "D1":
+        pool.release(d.chosen)
+        pool.drivers[d.chosen].state = DriverState.IDLE
+    breaks = asyncio.create_task(pool.run_breaks())
+    try:
+        assert await asyncio.wait_for(changes.get(), 5) == ("D2", DriverState.BREAK)
+        d = await pool.draw("I-1", "P1")
+        assert "D2" not in d.candidates and "D1" not in d.candidates
+        pool.release(d.chosen)
+        pool.release("D1")  # D1's vehicle leaves the line; D1 walks back, then breaks
+        assert await asyncio.wait_for(changes.get(), 5) == ("D1", DriverState.BREAK)
+        back = {await asyncio.wait_for(changes.get(), 5) for _ in range(2)}
+        assert back == {("D1", DriverState.IDLE), ("D2", DriverState.IDLE)}
+        assert set(pool.idle()) >= {"D1", "D2"}
+    finally:
+        breaks.cancel()
+        await asyncio.gather(breaks, return_exceptions=True)
+        await pool.aclose()

@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from linectl.clock import Clock
@@ -57,6 +57,8 @@ class Draw:
 
 
 RecordDraw = Callable[[Draw], Awaitable[None]]
+# Told of every duty change (driver id, new state) so it can be kept in the duty log.
+DutyChanged = Callable[[str, "DriverState"], Awaitable[None]]
 
 
 def csprng_choice(candidates: Sequence[str]) -> str:
@@ -72,8 +74,16 @@ class ProxyDriverPool:
         record: RecordDraw,
         walk_back_s: float,
         choose: Callable[[Sequence[str]], str] = csprng_choice,
+        *,
+        tz: tzinfo | None = None,
+        duty_changed: DutyChanged | None = None,
     ) -> None:
         self.line = line
+        self.tz = tz
+        self._duty_changed = duty_changed
+        self._configs = {d.id: d for d in drivers}
+        self._break_due: set[str] = set()
+        self._breaks_taken: set[tuple[str, datetime]] = set()
         self.clock = clock
         self.walk_back_s = walk_back_s
         self._record = record
@@ -153,14 +163,80 @@ class ProxyDriverPool:
     async def _walk_back(self, d: ProxyDriver) -> None:
         await self.clock.sleep(self.walk_back_s)
         if d.state is DriverState.WALKING_BACK:
-            self._set(d, DriverState.IDLE)
+            if d.id in self._break_due:
+                # Back at the start during a break that began while driving: take it now.
+                self._break_due.discard(d.id)
+                await self._duty(d, DriverState.BREAK)
+            else:
+                self._set(d, DriverState.IDLE)
         await self._notify()
+
+    async def _duty(self, d: ProxyDriver, state: DriverState) -> None:
+        self._set(d, state)
+        log.info("%s: proxy driver %s %s", self.line, d.id, state)
+        if self._duty_changed:
+            await self._duty_changed(d.id, state)
+
+    # --- breaks from the config -------------------------------------------------
+
+    def _local_now(self) -> datetime:
+        return self.clock.wall().astimezone(self.tz)
+
+    async def run_breaks(self) -> None:
+        """Send drivers on their configured daily breaks and bring them back.
+
+        A driver whose break begins while they have a vehicle takes it once the
+        vehicle has left the line and they are back at the start, for what is
+        left of it; a break that ends before that is missed (and logged).
+        """
+        while True:
+            now = self._local_now()
+            wake = now + timedelta(minutes=1)
+            for d in self.drivers.values():
+                for b in self._configs[d.id].breaks:
+                    for day in (now - timedelta(days=1), now, now + timedelta(days=1)):
+                        start = b.start(day)
+                        end = start + timedelta(minutes=b.minutes)
+                        if start <= now < end:
+                            await self._break_time(d, start)
+                            wake = min(wake, end)
+                        elif end <= now and (d.id, start) in self._breaks_taken:
+                            await self._break_over(d, start)
+                        elif now < start:
+                            wake = min(wake, start)
+            await self.clock.sleep(max(0.0, (wake - now).total_seconds()) + 0.001)
+
+    async def _break_time(self, d: ProxyDriver, start: datetime) -> None:
+        if (d.id, start) in self._breaks_taken:
+            return
+        if d.state is DriverState.OFF_DUTY:
+            return
+        self._breaks_taken.add((d.id, start))
+        if d.state is DriverState.IDLE:
+            await self._duty(d, DriverState.BREAK)
+            await self._notify()
+        elif d.state is not DriverState.BREAK:
+            self._break_due.add(d.id)
+
+    async def _break_over(self, d: ProxyDriver, start: datetime) -> None:
+        self._breaks_taken.discard((d.id, start))
+        if d.id in self._break_due:
+            self._break_due.discard(d.id)
+            log.warning(
+                "%s: proxy driver %s missed the %s break (still driving)",
+                self.line,
+                d.id,
+                start.strftime("%H:%M"),
+            )
+        if d.state is DriverState.BREAK:
+            await self._duty(d, DriverState.IDLE)
+            await self._notify()
 
     async def set_duty(self, driver_id: str, state: DriverState) -> None:
         """Check a driver in (idle), out (off_duty) or onto a break.
 
-        A driver with a vehicle keeps it until the vehicle leaves the line;
-        the new state applies from then on.
+        Refused while the driver has a vehicle: keys are never taken back
+        mid-line; the change is made once the vehicle has left.
         """
         if driver_id not in self.drivers:
             raise KeyError(driver_id)
@@ -171,7 +247,7 @@ class ProxyDriverPool:
             raise ValueError(
                 f"{driver_id} has a vehicle ({d.plate}); change duty once it has left the line"
             )
-        self._set(d, state)
+        await self._duty(d, state)
         await self._notify()
 
     def utilisation(self, elapsed_s: float) -> dict[str, float]:
