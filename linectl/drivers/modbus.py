@@ -28,15 +28,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
 
+from linectl.backoff import Backoff
 from linectl.config import RtuTransport, TcpTransport
 from linectl.drivers.errors import (
     DeviceError,
@@ -84,30 +83,25 @@ def _install_pymodbus_filter() -> None:
         _filter_installed = True
 
 
-@dataclass
-class _Backoff:
-    """Exponential backoff with jitter: min_s, 2*min_s, ... capped at max_s,
-    each delay drawn from [delay/2, delay] so devices do not retry in step."""
+class _Retry:
+    """A backoff that also knows when its current wait ends, and why it began."""
 
-    min_s: float
-    max_s: float
-    failures: int = 0
-    retry_at: float = 0.0
-    reason: str = ""
+    def __init__(self, min_s: float, max_s: float) -> None:
+        self.delays = Backoff(min_s, max_s)
+        self.retry_at = 0.0
+        self.reason = ""
 
     def failed(self, now: float, reason: str) -> float:
-        self.failures += 1
-        delay = min(self.max_s, self.min_s * 2 ** (self.failures - 1))
-        delay *= random.uniform(0.5, 1.0)
+        delay = self.delays.next()
         self.retry_at = now + delay
         self.reason = reason
         return delay
 
     def waiting(self, now: float) -> bool:
-        return self.failures > 0 and now < self.retry_at
+        return self.delays.failures > 0 and now < self.retry_at
 
     def reset(self) -> None:
-        self.failures = 0
+        self.delays.reset()
         self.retry_at = 0.0
         self.reason = ""
 
@@ -212,8 +206,8 @@ class ModbusBus:
         self._registry = registry
         self._lock = asyncio.Lock()
         self._client: ModbusClient | None = None
-        self._bus_backoff = _Backoff(backoff_min_s, backoff_max_s)
-        self._unit_backoff: dict[int, _Backoff] = {}
+        self._bus_backoff = _Retry(backoff_min_s, backoff_max_s)
+        self._unit_backoff: dict[int, _Retry] = {}
         self._health: dict[int, DeviceHealth] = {}
         self._quiet_until = 0.0
         self._timeouts_in_row = 0
@@ -370,7 +364,7 @@ class ModbusBus:
         loop = self._loop = asyncio.get_running_loop()
         async with self._lock:
             ub = self._unit_backoff.setdefault(
-                unit, _Backoff(self._backoff_min_s, self._backoff_max_s)
+                unit, _Retry(self._backoff_min_s, self._backoff_max_s)
             )
             if ub.waiting(loop.time()):
                 left = ub.retry_at - loop.time()

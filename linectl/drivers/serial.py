@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
@@ -33,6 +32,7 @@ from typing import NoReturn, TypeVar
 import serial
 import serial_asyncio_fast
 
+from linectl.backoff import Backoff
 from linectl.config import DeviceConfig, SerialTransport
 from linectl.drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
 from linectl.drivers.framing import FrameError, ShortFrame, Splitter
@@ -67,21 +67,6 @@ class SerialStats:
     @property
     def garbled(self) -> int:
         return self.bad_frames + self.noise_events
-
-
-class _Backoff:
-    def __init__(self, min_s: float, max_s: float) -> None:
-        self.min_s = min_s
-        self.max_s = max_s
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        self.failures += 1
-        delay = min(self.max_s, self.min_s * 2 ** (self.failures - 1))
-        return delay * random.uniform(0.5, 1.0)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class _Receiver(asyncio.Protocol):
@@ -124,7 +109,7 @@ class SerialPort:
         self.health = health or DeviceHealth(device_id)
         self.timeout_s = timeout_s
         self.stats = SerialStats()
-        self._backoff = _Backoff(backoff_min_s, backoff_max_s)
+        self._backoff = Backoff(backoff_min_s, backoff_max_s)
         self._lock = asyncio.Lock()
         self._rx: _Receiver | None = None
         self._tx: asyncio.Transport | None = None
@@ -184,7 +169,7 @@ class SerialPort:
             except Exception as e:  # whatever pyserial raises: the port is not there
                 self.health.down(f"cannot open {self.path}: {_why(e)}")
                 self._first_attempt.set()
-                await asyncio.sleep(self._backoff.next_delay())
+                await asyncio.sleep(self._backoff.next())
                 continue
             self._backoff.reset()
             self._first_attempt.set()
@@ -197,7 +182,7 @@ class SerialPort:
             err = self._rx.error
             self.health.down(f"port {self.path} lost: {_why(err) if err else 'closed'}")
             self._drop_transport()
-            await asyncio.sleep(self._backoff.next_delay())
+            await asyncio.sleep(self._backoff.next())
 
     def _drop_transport(self) -> None:
         tx, self._tx = self._tx, None

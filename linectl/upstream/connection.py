@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
+from linectl.backoff import Backoff
 from linectl.config import ConfigError, MqttConfig
 
 log = logging.getLogger(__name__)
@@ -203,33 +203,6 @@ def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
     """Acknowledge a message received on a `manual_ack` client (QoS 0 needs none)."""
     if message.qos > 0:
         client._client.ack(message.mid, message.qos)
-
-
-class Backoff:
-    """Exponential backoff with jitter: each delay is drawn from the upper half of
-    `initial * factor**n`, capped; the jitter keeps a site's several
-    connections (and many sites) from retrying in step after a broker restart."""
-
-    def __init__(
-        self,
-        initial_s: float = 0.5,
-        cap_s: float = 30.0,
-        factor: float = 2.0,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.initial_s = initial_s
-        self.cap_s = cap_s
-        self.factor = factor
-        self._rng = rng or random.Random()
-        self._n = 0
-
-    def next(self) -> float:
-        top = min(self.cap_s, self.initial_s * self.factor**self._n)
-        self._n += 1
-        return top / 2 + self._rng.uniform(0, top / 2)
-
-    def reset(self) -> None:
-        self._n = 0
 
 
 def _leaf(exc: BaseException) -> BaseException:
