@@ -121,10 +121,7 @@ class LineStats:
         # wait for instruments to warm up, which is not what a station costs a vehicle.
         warm = self.warmup
         services = [
-            fmean(st.services[warm:] if len(st.services) > warm else st.services)
-            if st.services
-            else None
-            for st in self.stations
+            st.settled_service_s(warm, at_least=1) or st.mean_service_s for st in self.stations
         ]
         known = [x for x in services if x is not None]
         station_bound = 3600 / max(known) if known and len(known) == len(services) else None

@@ -15,7 +15,7 @@ import abc
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -82,8 +82,7 @@ class Guide:
         self.station = station
         self.plate = plate
         self.clock = clock
-        self.current: Prompt = Prompt.BLANK
-        self._on_prompt = on_prompt
+        self._on_prompt = on_prompt  # told of every prompt shown (tests record them)
 
     async def _retry(self, what: Callable[[], Awaitable[Any]]) -> Any:
         attempt = 0
@@ -102,7 +101,6 @@ class Guide:
 
     async def show(self, prompt: Prompt, text: str = "") -> None:
         await self._retry(lambda: self.io.show(self.station, prompt, self.plate, text))
-        self.current = prompt
         if self._on_prompt:
             self._on_prompt(prompt, text)
 
@@ -134,14 +132,6 @@ class Recorder(abc.ABC):
         started_at: datetime,
         finished_at: datetime,
     ) -> int: ...
-
-
-@dataclass
-class StationReport:
-    results: list[ItemResult] = field(default_factory=list)
-
-    def add(self, r: ItemResult) -> None:
-        self.results.append(r)
 
 
 class Procedure(abc.ABC):
