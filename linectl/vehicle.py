@@ -43,6 +43,10 @@ class InspectionType(StrEnum):
 
 VEHICLE_CLASSES = ("M1", "M2", "M3", "N1", "N2", "N3", "O1", "O2", "O3", "O4")
 TRAILER_CLASSES = ("O1", "O2", "O3", "O4")
+# Far above any road vehicle; numbers past these are errors or attacks, and a
+# database integer column must never see them.
+MAX_MASS_KG = 100_000
+MAX_SPEED_KMH = 400
 
 # ISO 3779 / GB 16735: letters I, O, Q are never used.
 _VIN_VALUES = {
@@ -100,7 +104,7 @@ def check_plate(plate: Any, field: str = "vehicle.plate") -> str:
         raise InvalidField(
             "invalid_plate",
             field,
-            f"plate {plate!r} is not a province character, a letter and 5 letters/digits "
+            f"plate {shown(plate)} is not a province character, a letter and 5 letters/digits "
             "(6 on new-energy plates)",
         )
     return plate
@@ -141,6 +145,18 @@ class Vehicle:
         return parse_vehicle(obj, prefix)
 
 
+def shown(value: Any, limit: int = 40) -> str:
+    """`repr(value)` cut short: a refusal quotes what it got, never a whole attack."""
+    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _one_of(value: Any, allowed: tuple[str, ...] | frozenset[str]) -> bool:
+    # A list or an object is not hashable: `in` on a dict or set would raise
+    # TypeError instead of refusing it.
+    return isinstance(value, str) and value in allowed
+
+
 def _req(obj: dict[str, Any], key: str, prefix: str) -> Any:
     if key not in obj or obj[key] is None:
         raise InvalidField("missing_field", f"{prefix}.{key}", f"{key} is required")
@@ -150,7 +166,7 @@ def _req(obj: dict[str, Any], key: str, prefix: str) -> Any:
 def _int(obj: dict[str, Any], key: str, prefix: str, code: str) -> int:
     v = _req(obj, key, prefix)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidField(code, f"{prefix}.{key}", f"{key} must be a whole number, got {v!r}")
+        raise InvalidField(code, f"{prefix}.{key}", f"{key} must be a whole number, got {shown(v)}")
     return v
 
 
@@ -162,11 +178,11 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
     plate = check_plate(_req(obj, "plate", prefix), f"{prefix}.plate")
 
     vclass = _req(obj, "vehicle_class", prefix)
-    if vclass not in VEHICLE_CLASSES:
+    if not _one_of(vclass, VEHICLE_CLASSES):
         raise InvalidField(
             "invalid_vehicle_class",
             f"{prefix}.vehicle_class",
-            f"vehicle class {vclass!r} is not one of {', '.join(VEHICLE_CLASSES)}",
+            f"vehicle class {shown(vclass)} is not one of {', '.join(VEHICLE_CLASSES)}",
         )
     if vclass in TRAILER_CLASSES:
         raise InvalidField(
@@ -176,11 +192,11 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
         )
 
     fuel = _req(obj, "fuel", prefix)
-    if fuel not in Fuel._value2member_map_:
+    if not _one_of(fuel, tuple(Fuel)):
         raise InvalidField(
             "invalid_fuel",
             f"{prefix}.fuel",
-            f"fuel {fuel!r} is not one of {', '.join(f.value for f in Fuel)}",
+            f"fuel {shown(fuel)} is not one of {', '.join(f.value for f in Fuel)}",
         )
 
     axles = _int(obj, "axles", prefix, "invalid_axles")
@@ -208,8 +224,18 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
 
     curb = _int(obj, "curb_mass_kg", prefix, "invalid_mass")
     gross = _int(obj, "gross_mass_kg", prefix, "invalid_mass")
-    if curb <= 0:
-        raise InvalidField("invalid_mass", f"{prefix}.curb_mass_kg", "curb mass must be positive")
+    if not 0 < curb <= MAX_MASS_KG:
+        raise InvalidField(
+            "invalid_mass",
+            f"{prefix}.curb_mass_kg",
+            f"curb mass must be 1..{MAX_MASS_KG} kg, got {shown(curb)}",
+        )
+    if gross > MAX_MASS_KG:
+        raise InvalidField(
+            "invalid_mass",
+            f"{prefix}.gross_mass_kg",
+            f"gross mass must be at most {MAX_MASS_KG} kg, got {shown(gross)}",
+        )
     if gross < curb:
         raise InvalidField(
             "invalid_mass",
@@ -226,11 +252,11 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
         )
 
     speed = obj.get("max_design_speed_kmh", 120)
-    if isinstance(speed, bool) or not isinstance(speed, int) or speed <= 0:
+    if isinstance(speed, bool) or not isinstance(speed, int) or not 0 < speed <= MAX_SPEED_KMH:
         raise InvalidField(
             "invalid_speed",
             f"{prefix}.max_design_speed_kmh",
-            "max design speed must be a positive whole number of km/h",
+            f"max design speed must be a whole number of km/h, 1..{MAX_SPEED_KMH}",
         )
 
     reg_date = obj.get("registration_date")
@@ -241,7 +267,7 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
             raise InvalidField(
                 "invalid_date",
                 f"{prefix}.registration_date",
-                f"registration date {reg_date!r} is not YYYY-MM-DD",
+                f"registration date {shown(reg_date)} is not YYYY-MM-DD",
             ) from None
 
     return Vehicle(
@@ -260,10 +286,10 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
 
 
 def parse_inspection_type(value: Any, field: str = "inspection_type") -> InspectionType:
-    if value not in InspectionType._value2member_map_:
+    if not _one_of(value, tuple(InspectionType)):
         raise InvalidField(
             "invalid_inspection_type",
             field,
-            f"inspection_type must be new or periodic, got {value!r}",
+            f"inspection_type must be new or periodic, got {shown(value)}",
         )
     return InspectionType(value)

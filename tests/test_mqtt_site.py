@@ -189,18 +189,40 @@ def at_least(n: int, topic: str) -> Any:
 
 
 def test_decode_refuses_what_is_not_a_registration() -> None:
-    assert decode(b'{"request_id": "r1"}') == ({"request_id": "r1"}, None)
-    obj, err = decode(b"{not json")
-    assert obj is None and err is not None
+    assert decode(b'{"request_id": "r1"}') == ({"request_id": "r1"}, "r1", None)
+    obj, rid, err = decode(b"{not json")
+    assert obj is None and rid is None and err is not None
     assert (err.code, err.field) == ("invalid_json", "(payload)")
-    obj, err = decode(b'"\xff\xfe"')
+    obj, rid, err = decode(b'"\xff\xfe"')
     assert obj is None and err is not None and err.code == "invalid_json"
     big = dumps({"request_id": "r2", "pad": "x" * MAX_REGISTRATION_BYTES})
-    obj, err = decode(big)
-    assert obj["request_id"] == "r2", "still read, to address the refusal"
+    obj, rid, err = decode(big)
+    assert obj is None, "an oversized payload is never decoded"
+    assert rid == "r2", "its request_id is still read, to address the refusal"
     assert err is not None and (err.code, err.field) == ("payload_too_large", "(payload)")
-    obj, err = decode(b"x" * (2 * 1024 * 1024))
-    assert obj is None and err is not None and err.code == "payload_too_large"
+    obj, rid, err = decode(b"x" * (2 * 1024 * 1024))
+    assert obj is None and rid is None and err is not None and err.code == "payload_too_large"
+
+
+def nested(depth: int, request_id: str | None = None) -> bytes:
+    body = b"[" * depth + b"]" * depth
+    if request_id is None:
+        return body
+    return b'{"request_id": "' + request_id.encode() + b'", "vehicle": ' + body + b"}"
+
+
+def test_decode_bounds_the_nesting_before_the_decoder() -> None:
+    # 100,000 deep: what once raised RecursionError out of the intake.
+    obj, rid, err = decode(nested(100_000, "r-deep"))
+    assert obj is None and rid == "r-deep"
+    assert err is not None and err.code == "payload_too_large"
+    # Under the size limit but still far too deep: refused before json.loads recurses.
+    obj, rid, err = decode(nested(30_000, "r-deep2"))
+    assert obj is None and rid == "r-deep2" and err is not None and err.code == "invalid_json"
+    assert "deeper" in err.message
+    # Brackets inside strings are text, not nesting.
+    obj, rid, err = decode(dumps({"request_id": "r3", "note": "[" * 5000}))
+    assert err is None and obj["note"] == "[" * 5000
 
 
 # --- the round trip ---------------------------------------------------------------------
@@ -362,6 +384,62 @@ async def test_every_bad_field_refused_by_name_and_garbage_survived(
         await reg.publish(t.registrations, planted[0].payload)
         again = await reg.wait_for(at_least(2, t.reply(planted[0].request_id)))
         assert again[0] == again[1]
+
+
+async def test_poison_messages_are_refused_and_the_session_survives(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Each of these once ended the MQTT session; redelivered, it ended it again."""
+    async with (
+        running_site(tmp_path, broker.url) as run,
+        Listener(broker.url, f"linectl/{SITE}/#", "registry-poison") as reg,
+    ):
+        t = run.topics
+        sessions = run.upstream.link.connections
+        good = registration("r-poison-0")["vehicle"]
+        poison: dict[str, tuple[bytes, str, str]] = {
+            "deep-big": (nested(100_000, "p-deep-big"), "payload_too_large", "(payload)"),
+            "deep": (nested(30_000, "p-deep"), "invalid_json", "(payload)"),
+            "fuel list": (
+                dumps({**registration("p-fuel"), "vehicle": {**good, "fuel": ["petrol"]}}),
+                "invalid_fuel",
+                "vehicle.fuel",
+            ),
+            "class object": (
+                dumps({**registration("p-class"), "vehicle": {**good, "vehicle_class": {}}}),
+                "invalid_vehicle_class",
+                "vehicle.vehicle_class",
+            ),
+            "type list": (
+                dumps({**registration("p-type"), "inspection_type": ["new"]}),
+                "invalid_inspection_type",
+                "inspection_type",
+            ),
+            "huge mass": (
+                dumps({**registration("p-mass"), "vehicle": {**good, "gross_mass_kg": 10**300}}),
+                "invalid_mass",
+                "vehicle.gross_mass_kg",
+            ),
+            "control char plate": (
+                dumps({**registration("p-plate"), "vehicle": {**good, "plate": "鲁G1\x0034"}}),
+                "invalid_plate",
+                "vehicle.plate",
+            ),
+        }
+        for payload, _, _ in poison.values():
+            await reg.publish(t.registrations, payload)
+        await reg.publish(t.registrations, dumps(registration("r-after-poison")))
+        [ok] = await reg.wait_for(lambda r: json_on(r, t.reply("r-after-poison")))
+        assert ok["accepted"] is True
+        for name, (payload, code, field) in poison.items():
+            rid = decode(payload)[1]
+            assert rid is not None, name
+            [reply] = json_on(reg, t.reply(rid))
+            assert reply["accepted"] is False, name
+            assert (reply["error"]["code"], reply["error"]["field"]) == (code, field), name
+            assert len(reply["error"]["message"]) < 300, "a refusal never quotes the attack"
+        assert run.upstream.link.connections == sessions, "no message ended the session"
+        assert len(await run.store.list_inspections()) == 1
 
 
 # --- a hundred registrations --------------------------------------------------------------

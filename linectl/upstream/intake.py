@@ -3,8 +3,9 @@
 Whatever arrives is answered or logged, never allowed to stop the daemon.
 The site's `register` validates, stores and queues (linectl.registration
 names the bad field); on top of that this door refuses what is not a
-registration at all: a payload over 64 KiB (`payload_too_large`) or not
-UTF-8 JSON (`invalid_json`), field `(payload)`. A refusal gets a reply when a
+registration at all: a payload over 64 KiB (`payload_too_large`, never
+decoded) or not UTF-8 JSON nested at most linectl.payload.MAX_DEPTH deep
+(`invalid_json`), field `(payload)`. A refusal gets a reply when a
 request_id can be read; without one there is no topic to answer on, so the
 refusal is only logged, and a registration without a request_id is not
 taken either (its sender could never learn the inspection id).
@@ -13,19 +14,22 @@ A repeated request_id gets the stored reply again and creates nothing (the
 site dedupes through the database, also across restarts). Each message is
 acknowledged to the broker only after its reply was published: one that
 arrives just before a crash or an outage comes again and is answered then.
-A database failure ends the session unacknowledged for the same reason.
+A database failure ends the session unacknowledged for the same reason. Any
+other failure, whatever the payload did, is logged, refused with
+`internal_error` when a request_id can be read, and acknowledged: a message
+that breaks the intake must not come back for ever (a poison message).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
+from linectl.payload import decode_json, peek_request_id
 from linectl.registration import read_request_id, refused_reply
 from linectl.store.db import StoreError
 from linectl.upstream.connection import ack, raise_if_cancelling
@@ -38,36 +42,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# An oversized payload is still read for its request_id (to address the
-# refusal) up to this size; beyond it, decoding it would be the attack.
-READ_OVERSIZED_UP_TO = 1024 * 1024
-
 Observer = Callable[[dict[str, Any]], None]
 
 
-def decode(payload: bytes) -> tuple[Any, InvalidField | None]:
-    """The JSON value of a payload (None if unreadable) and what is wrong with the
-    payload as such, if anything."""
-    size = len(payload)
-    too_large = size > MAX_REGISTRATION_BYTES
-    error = (
-        InvalidField(
-            "payload_too_large",
-            "(payload)",
-            f"registration is {size} bytes, over the limit of {MAX_REGISTRATION_BYTES}",
-        )
-        if too_large
-        else None
-    )
-    if size > READ_OVERSIZED_UP_TO:
-        return None, error
+def decode(payload: bytes) -> tuple[Any, str | None, InvalidField | None]:
+    """The JSON value of a payload (None if it was not decoded), the request_id to
+    answer on (None if none can be read), and what is wrong with the payload as such.
+
+    A payload that cannot be decoded (oversized ones are not even tried) has
+    its request_id looked for near its start, so that its refusal can still be
+    addressed.
+    """
     try:
-        obj = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        return None, error or InvalidField(
-            "invalid_json", "(payload)", f"registration is not UTF-8 JSON: {e}"
-        )
-    return obj, error
+        obj = decode_json(payload, MAX_REGISTRATION_BYTES, "registration")
+    except InvalidField as e:
+        return None, read_request_id({"request_id": peek_request_id(payload)}), e
+    return obj, read_request_id(obj), None
 
 
 class Intake:
@@ -108,9 +98,9 @@ class Intake:
     async def answer(self, payload: bytes) -> tuple[str, dict[str, Any]] | None:
         """The reply to one registration payload and its request_id, or None when
         there is nobody to answer. Never raises for what the payload holds."""
-        obj, error = decode(payload)
-        rid = read_request_id(obj)
+        rid: str | None = None
         try:
+            obj, rid, error = decode(payload)
             if error is not None:
                 if rid is None:
                     log.warning("registration refused, no request_id to answer: %s", error)
