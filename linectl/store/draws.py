@@ -1,0 +1,130 @@
+"""The proxy-driver draws: the hash chain, appended one record per draw and verified."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from linectl.store.base import NotFound, StoreBase, get_inspection, to_ms
+from linectl.store.models import Draw, ProxyDriver
+from linectl.store.records import GENESIS_HASH, ChainReport, DrawRecord
+
+
+def draw_record(r: Draw) -> DrawRecord:
+    return DrawRecord(
+        seq=r.seq,
+        line=r.line,
+        inspection_id=r.inspection_id,
+        candidates=list(r.candidates),
+        chosen=r.chosen,
+        drawn_at=r.drawn_at,
+        prev_hash=r.prev_hash,
+        hash=r.hash,
+    )
+
+
+class DrawStore(StoreBase):
+    # -- draws -------------------------------------------------------------------
+
+    def record_draw(
+        self,
+        *,
+        line: str,
+        inspection_id: str,
+        candidates: list[str],
+        chosen: str,
+        at: datetime,
+    ) -> DrawRecord:
+        """Append a draw to the chain (next seq, linked to the last hash) and give
+        the inspection its proxy driver, in one transaction."""
+        if chosen not in candidates:
+            raise ValueError(f"chosen proxy driver {chosen!r} is not among {candidates}")
+        at = to_ms(at)
+
+        def work(s: Session) -> DrawRecord:
+            row = get_inspection(s, inspection_id)
+            if s.get(ProxyDriver, chosen) is None:
+                raise NotFound(f"no proxy driver {chosen} (sync_proxy_drivers() registers them)")
+            last = s.scalars(select(Draw).order_by(Draw.seq.desc()).limit(1)).first()
+            unsealed = DrawRecord(
+                seq=1 if last is None else last.seq + 1,
+                line=line,
+                inspection_id=inspection_id,
+                candidates=list(candidates),
+                chosen=chosen,
+                drawn_at=at,
+                prev_hash=GENESIS_HASH if last is None else last.hash,
+                hash="",
+            )
+            record = replace(unsealed, hash=unsealed.content_hash())
+            s.add(
+                Draw(
+                    seq=record.seq,
+                    line=record.line,
+                    inspection_id=record.inspection_id,
+                    candidates=record.candidates,
+                    chosen=record.chosen,
+                    drawn_at=record.drawn_at,
+                    prev_hash=record.prev_hash,
+                    hash=record.hash,
+                )
+            )
+            row.proxy_driver_id = chosen
+            return record
+
+        return self._write_retrying(work)
+
+    def draws(self, line: str | None = None) -> list[DrawRecord]:
+        q = select(Draw).order_by(Draw.seq)
+        if line is not None:
+            q = q.where(Draw.line == line)
+        with self._errors(), self._read() as s:
+            return [draw_record(r) for r in s.scalars(q)]
+
+    def verify_draws(self) -> ChainReport:
+        """Recompute every hash and link of the draw chain, in seq order; stops at the
+        first problem and names it: a gap (deleted record), a broken link (prev_hash
+        not the previous record's hash) or content that no longer matches its hash.
+        The chain proves its own integrity only: cutting records off its end, or
+        rewriting it whole, needs the head hash kept elsewhere to be seen."""
+        checked = 0
+        prev: DrawRecord | None = None
+        with self._errors(), self._read() as s:
+            for row in s.scalars(select(Draw).order_by(Draw.seq)).yield_per(1000):
+                rec = draw_record(row)
+                checked += 1
+                expected_seq = 1 if prev is None else prev.seq + 1
+                if rec.seq != expected_seq:
+                    missing = (
+                        f"{expected_seq}"
+                        if rec.seq == expected_seq + 1
+                        else f"{expected_seq}..{rec.seq - 1}"
+                    )
+                    return ChainReport(
+                        False,
+                        checked,
+                        expected_seq,
+                        f"draw record(s) seq {missing} missing (deleted): seq {rec.seq} follows "
+                        + ("the start of the chain" if prev is None else f"seq {prev.seq}"),
+                    )
+                expected_prev = GENESIS_HASH if prev is None else prev.hash
+                if rec.prev_hash != expected_prev:
+                    return ChainReport(
+                        False,
+                        checked,
+                        rec.seq,
+                        f"draw seq {rec.seq}: prev_hash does not link to "
+                        + ("the genesis hash" if prev is None else f"seq {prev.seq}'s hash"),
+                    )
+                if rec.content_hash() != rec.hash:
+                    return ChainReport(
+                        False,
+                        checked,
+                        rec.seq,
+                        f"draw seq {rec.seq}: content does not match its hash (altered)",
+                    )
+                prev = rec
+        return ChainReport(True, checked)
