@@ -1,7 +1,8 @@
-"""`linectl audit`: is the proxy-driver draw record intact, and were the draws fair?
+"""`linectl audit`: are the draw record and the journal intact, and were the draws fair?
 
 `verify` recomputes the draw chain (every record's hash over its content and
-the previous record's hash) and names the first broken record. It prints the
+the previous record's hash) and the journal's chain (linectl.store.journal)
+the same way, and names the first broken record of each. It prints the
 head of the chain (last seq and hash): a supervisor who writes that down, or
 the registry, which receives each draw's seq and hash with every result, can
 later tell if the chain was cut short or rewritten whole, which no chain can
@@ -123,6 +124,8 @@ def _verify(store: Any, args: argparse.Namespace) -> int:
     report = store.verify_draws()
     draws = store.draws()
     head = draws[-1] if draws else None
+    journal = store.verify_journal()
+    jhead = store.journal_head()
     if args.json:
         print(
             json.dumps(
@@ -132,17 +135,32 @@ def _verify(store: Any, args: argparse.Namespace) -> int:
                     "first_bad_seq": report.first_bad_seq,
                     "problem": report.problem,
                     "head": {"seq": head.seq, "hash": head.hash} if head else None,
+                    "journal": {
+                        "ok": journal.ok,
+                        "checked": journal.checked,
+                        "first_bad_seq": journal.first_bad_seq,
+                        "problem": journal.problem,
+                        "head": {"seq": jhead.seq, "hash": jhead.hash} if jhead else None,
+                    },
                 }
             )
         )
-    elif report.ok:
+        return 0 if report.ok and journal.ok else 1
+    if report.ok:
         print(f"draw chain intact: {report.checked} record(s) checked")
         if head:
             print(f"head: seq {head.seq} hash {head.hash}")
     else:
         print(f"draw chain BROKEN at record seq {report.first_bad_seq}: {report.problem}")
         print(f"({report.checked} record(s) read up to and including it)")
-    return 0 if report.ok else 1
+    if journal.ok:
+        print(f"journal intact: {journal.checked} entries checked")
+        if jhead:
+            print(f"journal head: seq {jhead.seq} hash {jhead.hash}")
+    else:
+        print(f"journal BROKEN at entry seq {journal.first_bad_seq}: {journal.problem}")
+        print(f"({journal.checked} entries read up to and including it)")
+    return 0 if report.ok and journal.ok else 1
 
 
 def _fairness(store: Any, args: argparse.Namespace) -> int:

@@ -23,8 +23,12 @@ Typical use:
   linectl sim --config config/site.example.toml  only the simulated instruments
   linectl run --config config/site.example.toml  the daemon, against sim or hardware
   linectl results                                 the latest inspections
+  linectl user add ana --role operator            an account for the console and API
   linectl judge measurement.json                  re-judge a disputed measurement
 """
+
+
+DEFAULT_DEMO_HTTP = "127.0.0.1:8080"
 
 
 class CliError(Exception):
@@ -107,12 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
         "run the whole site against the simulator, in one process",
         "Start simulated instruments, vehicles and proxy drivers, and the daemon against\n"
         "them over real sockets and pseudo-terminals, on the embedded defaults (SQLite\n"
-        "file, no broker). Shows progress, then a table of every inspection.",
+        "file, no broker). Serves the console (prints its URL and a one-time operator\n"
+        "login). Shows progress, then a table of every inspection.\n\n"
+        "  linectl demo --vehicles 10 --time-scale 20   ten vehicles, then the table\n"
+        "  linectl demo --vehicles 0                     register by hand in the console",
     )
     d.add_argument(
         "--vehicles",
-        type=_positive_int,
-        help="stop after N inspections (default: run until Ctrl-C)",
+        type=_non_negative_int,
+        help="stop after N inspections; 0: register none, take them from the console or "
+        "MQTT, until Ctrl-C (default: a steady stream until Ctrl-C)",
     )
     d.add_argument(
         "--time-scale", type=_positive_float, default=10.0, help="clock speed-up (default 10)"
@@ -130,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--site", default="demo", help="site id (default: demo)")
     d.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        default=DEFAULT_DEMO_HTTP,
+        help=f"serve the console and API here (default {DEFAULT_DEMO_HTTP}, another free "
+        "port if that one is taken; 'off' for none)",
+    )
+    d.add_argument(
         "--stations",
         type=_station_kinds,
         default=("brake", "headlamp", "emission"),
@@ -144,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=1.0,
         help="clock speed-up, to run against a sped-up simulator",
+    )
+    r.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve the console and API here (default: [http] listen of the config)",
     )
 
     s = cmd(
@@ -228,13 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     au = cmd(
         "audit",
         "linectl.audit:cli",
-        "check the proxy-driver draw record",
-        "verify: recompute the tamper-evident draw chain and name the first broken\n"
-        "record (exit 1 when broken). fairness: each driver's draws against chance.",
+        "check the proxy-driver draw record and the journal of actions",
+        "verify: recompute the tamper-evident draw chain and the journal's chain and\n"
+        "name the first broken record (exit 1 when broken). fairness: each driver's\n"
+        "draws against chance.",
     )
     aus = au.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     for name, help_ in (
-        ("verify", "check every draw record's hash and link"),
+        ("verify", "check every hash and link of the draw chain and of the journal"),
         ("fairness", "compare each driver's share of draws with chance (chi-square)"),
     ):
         a = aus.add_parser(name, help=help_, description=help_)
@@ -243,6 +264,32 @@ def build_parser() -> argparse.ArgumentParser:
         a.add_argument("--json", action="store_true", help="machine-readable output")
         if name == "fairness":
             a.add_argument("--line", help="only this line")
+
+    u = cmd(
+        "user",
+        "linectl.users:cli",
+        "manage the accounts of the console and API",
+        "Accounts sign in to the console (password) or call the API (bearer token).\n"
+        "Roles: viewer (reads), operator (also registers, aborts, duty, pause),\n"
+        "technician (viewer + device diagnostics), admin (everything).\n\n"
+        "  linectl user add ana --role operator --config site.toml   asks for the password\n"
+        '  echo "$PW" | linectl user add ana --role operator        password from stdin\n'
+        "  TOKEN=$(linectl user token ci-bot)                        a token, shown once",
+    )
+    us = u.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    ua = us.add_parser("add", help="add an account (password from the terminal or stdin)")
+    ua.add_argument("name")
+    ua.add_argument("--role", required=True, choices=("viewer", "operator", "technician", "admin"))
+    ua.add_argument("--no-password", action="store_true", help="an account for bearer tokens only")
+    ut = us.add_parser("token", help="print a new bearer token for an account (shown once)")
+    ut.add_argument("name")
+    ul = us.add_parser("list", help="list the accounts")
+    ul.add_argument("--json", action="store_true", help="machine-readable output")
+    ud = us.add_parser("disable", help="disable an account: its sessions and tokens end")
+    ud.add_argument("name")
+    for sp in (ua, ut, ul, ud):
+        sp.add_argument("--db", help="database URL")
+        sp.add_argument("--config", help="site config to take the database URL from")
 
     db = cmd("db", "linectl.store.cli:cli", "database maintenance")
     dbs = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

@@ -187,10 +187,40 @@ class MqttConfig(_Model):
     keepalive_s: int = Field(default=30, ge=5)
 
 
-class ApiConfig(_Model):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8470, ge=0, le=65535)
-    token_env: str = "LINECTL_API_TOKEN"
+def parse_listen(value: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets: [::1]:8080) as (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT (port 0..65535)")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class HttpConfig(_Model):
+    """The console and JSON API (reference/http.md), served by the daemon itself."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"
+    # TLS when both are set; the session cookie is then marked Secure.
+    cert_file: str | None = None
+    key_file: str | None = None
+    # A console session ends after this long without use, and at the latest
+    # session_max_hours after sign-in.
+    session_idle_minutes: int = Field(default=240, gt=0)
+    session_max_hours: float = Field(default=12.0, gt=0)
+    # Failed sign-ins allowed per account, and per client address, in the window.
+    login_attempts: int = Field(default=5, gt=0)
+    login_attempts_per_address: int = Field(default=20, gt=0)
+    login_window_minutes: int = Field(default=15, gt=0)
+
+    @model_validator(mode="after")
+    def _fits(self) -> HttpConfig:
+        parse_listen(self.listen)
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both for TLS, or neither")
+        return self
+
+    def address(self) -> tuple[str, int]:
+        return parse_listen(self.listen)
 
 
 class SiteConfig(_Model):
@@ -202,7 +232,7 @@ class SiteConfig(_Model):
     limits: LimitsConfig = LimitsConfig()
     emission: EmissionConfig = EmissionConfig()
     mqtt: MqttConfig | None = None
-    api: ApiConfig = ApiConfig()
+    http: HttpConfig = HttpConfig()
 
     @model_validator(mode="after")
     def _site_fits(self) -> SiteConfig:
@@ -294,6 +324,8 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     fix(raw.get("limits"), "dir")
     for key in ("ca_file", "cert_file", "key_file", "password_file"):
         fix(raw.get("mqtt"), key)
+    for key in ("cert_file", "key_file"):
+        fix(raw.get("http"), key)
     for line in raw.get("lines") or []:
         if not isinstance(line, dict):
             continue

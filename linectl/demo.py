@@ -8,6 +8,14 @@ the same door as the registry's. The demo ends after `--vehicles N`
 inspections with a table of every inspection (plate, proxy driver, each
 item's verdict) next to what the simulated vehicle was built to show, and
 optionally the same as JSON.
+
+The demo serves the console and API like the daemon (`--http`, default
+127.0.0.1:8080, or any free port when that one is taken) and prints its URL
+and a one-time operator login: an account `operator` in the demo's database
+with a fresh random password. With `--vehicles 0` it registers nothing
+itself: vehicles come from the console, the API or MQTT, until Ctrl-C. The
+simulated world learns every accepted registration's vehicle, whichever
+door it came through, and drives it.
 """
 
 from __future__ import annotations
@@ -25,15 +33,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from linectl.cli import CliError
+from linectl.cli import DEFAULT_DEMO_HTTP, CliError
 from linectl.clock import Clock
-from linectl.config import MqttConfig, SiteConfig, parse_site_config
-from linectl.daemon import Site, open_store
+from linectl.config import HttpConfig, MqttConfig, SiteConfig, parse_listen, parse_site_config
+from linectl.daemon import http_server
+from linectl.http.server import HttpServer
 from linectl.items import sort_items
+from linectl.ops.accounts import AccountAdmin, new_password
+from linectl.ops.actor import Actor
+from linectl.ops.operations import Operations
 from linectl.registration import read_request_id
+from linectl.site import Site, open_store
+from linectl.store.repo import AsyncStore, Store
 from linectl.upstream import Upstream
 from linectl.upstream.connection import parse_broker_url
-from linectl.vehicle import InvalidField, parse_vehicle
 from sim.site import SimSite
 from sim.vehicles import Population, SimVehicle
 
@@ -184,11 +197,16 @@ def _items_for(sv: SimVehicle, kinds: tuple[str, ...]) -> list[str] | None:
     return items if len(items) != len(derive_items(sv.vehicle)) else None
 
 
+DEMO_ACTOR = Actor.system("demo")
+DEMO_OPERATOR = "operator"
+
+
 async def feed(
-    site: Site, sim: SimSite, population: Population, tally: Tally, kinds: tuple[str, ...]
+    ops: Operations, sim: SimSite, population: Population, tally: Tally, kinds: tuple[str, ...]
 ) -> None:
     """Register the population's vehicles: all at once when a count is given, else a
     steady trickle that keeps every line's queue from running dry."""
+    site = ops.site
     n = 0
     while tally.expected is None or n < tally.expected:
         if tally.expected is None:
@@ -199,7 +217,7 @@ async def feed(
         sv = population.next()
         n += 1
         sim.world.add(sv)
-        reply = await site.register(registration_for(sv, n, _items_for(sv, kinds)))
+        reply = await ops.register(DEMO_ACTOR, registration_for(sv, n, _items_for(sv, kinds)))
         if not reply.get("accepted"):
             raise CliError(
                 f"the demo's own registration {read_request_id(reply)} was refused: {reply.get('error')}"
@@ -363,24 +381,20 @@ KNOWN_PLATES = 500
 DRAIN_S = 10.0  # real seconds the demo waits, at its end, for the broker to take the last results
 
 
-def attach_upstream(site: Site, sim: SimSite, population: Population, url: str) -> Upstream:
+def attach_upstream(ops: Operations, sim: SimSite, population: Population, url: str) -> Upstream:
     """--mqtt: the site takes its registrations from the broker at `url`.
 
     The world knows the population's first vehicles, so the plates the
     registry-sim registers show their designed faults; any other plate drives a
-    healthy vehicle built to its registration (the world overhears it)."""
+    healthy vehicle built to its registration (the world learns every accepted one)."""
     for _ in range(KNOWN_PLATES):
         sim.world.add(population.next())
-
-    def overheard(request: dict[str, Any]) -> None:
-        with contextlib.suppress(InvalidField):
-            sim.world.learn(parse_vehicle(request.get("vehicle")))
-
-    return Upstream(site, MqttConfig(url=url), observe=overheard)
+    return Upstream(ops, MqttConfig(url=url))
 
 
 async def track(site: Site, sim: SimSite, tally: Tally, ready: asyncio.Event) -> None:
-    """--mqtt: which simulated vehicle each queued inspection is, for the summary."""
+    """Which simulated vehicle each queued inspection is, for the summary (the
+    vehicles registered through MQTT, the console or the API)."""
     with site.events.subscribe({"queued"}) as sub:
         ready.set()
         async for ev in sub:
@@ -388,28 +402,78 @@ async def track(site: Site, sim: SimSite, tally: Tally, ready: asyncio.Event) ->
                 tally.registered.setdefault(ev.inspection_id, sim.world.vehicle(ev.data["plate"]))
 
 
+def demo_login(store: Store) -> str:
+    """A fresh random password for the demo's operator account (made if need be)."""
+    admin = AccountAdmin(store, DEMO_ACTOR)
+    password = new_password()
+    if store.account(DEMO_OPERATOR) is None:
+        admin.add(DEMO_OPERATOR, "operator", password)
+    else:
+        admin.set_password(DEMO_OPERATOR, password)
+    return password
+
+
+def demo_http(ops: Operations, store: AsyncStore, listen: str | None) -> tuple[HttpServer, str]:
+    """The console of the demo, bound: at `listen`, or, when the default port is
+    taken, at any free port of the same host (with a note why)."""
+    assert listen is not None
+    server = http_server(ops, store, HttpConfig(), listen)
+    note = ""
+    try:
+        server.bind()
+    except OSError as e:
+        if listen != DEFAULT_DEMO_HTTP:
+            raise CliError(f"--http {listen}: cannot listen there: {e.strerror}", 2) from None
+        host, _ = parse_listen(listen)
+        server = http_server(ops, store, HttpConfig(), f"{host}:0")
+        server.bind()
+        note = f" ({listen} is taken)"
+    return server, note
+
+
 async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
     clock = Clock(args.time_scale)
     db_url = args.db or default_db_url()
     kinds = tuple(getattr(args, "stations", None) or STATION_KINDS)
+    listen = getattr(args, "http", None)
+    listen = None if listen in (None, "off") else listen
     tty_dir = Path(tempfile.mkdtemp(prefix="linectl-demo-"))
     cfg = demo_config(args.site, args.lines, db_url, tty_dir, kinds)
     sim = SimSite(cfg, clock, seed=args.seed or 0)
     await sim.start()
     store = await open_store(db_url)
     site = Site(sim.live_config(), clock, store)
-    tally = Tally(args.vehicles)
+    ops = Operations(site)
+    # The simulated world drives whatever vehicle is registered, by whichever door.
+    ops.on_accept.append(lambda reg: sim.world.learn(reg.vehicle))
+    tally = Tally(args.vehicles or None)
     population = Population(seed=args.seed if args.seed is not None else 1)
-    upstream = attach_upstream(site, sim, population, args.mqtt) if args.mqtt else None
+    upstream = attach_upstream(ops, sim, population, args.mqtt) if args.mqtt else None
+    http: HttpServer | None = None
     print(
         f"linectl demo: site {args.site}, {args.lines} line(s) of {', '.join(kinds)}, "
         f"time scale {args.time_scale:g}, database {db_url}",
         file=out,
         flush=True,
     )
+    if listen is not None:
+        http, note = demo_http(ops, store, listen)
+        password = await store.run(demo_login, store.store)
+        print(
+            f"console: {http.url}{note}  sign in as {DEMO_OPERATOR} / {password} "
+            "(a new password every run)",
+            file=out,
+            flush=True,
+        )
     if upstream is not None:
         print(
             f"taking registrations on {upstream.topics.registrations} at {args.mqtt}",
+            file=out,
+            flush=True,
+        )
+    if args.vehicles == 0:
+        print(
+            "--vehicles 0: register vehicles in the console or by MQTT; Ctrl-C ends",
             file=out,
             flush=True,
         )
@@ -426,14 +490,16 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
                 tg.create_task(site.run(), name="site"),
                 tg.create_task(progress(site, tally, out), name="progress"),
             ]
+            tracking = asyncio.Event()
+            tasks.append(tg.create_task(track(site, sim, tally, tracking), name="track"))
+            await tracking.wait()
+            if http is not None:
+                tasks.append(tg.create_task(http.run(), name="http"))
             if upstream is not None:
-                tracking = asyncio.Event()
-                tasks.append(tg.create_task(track(site, sim, tally, tracking), name="track"))
-                await tracking.wait()
                 tasks.append(tg.create_task(upstream.run(), name="upstream"))
             await site.ready.wait()
-            if upstream is None:
-                tasks.append(tg.create_task(feed(site, sim, population, tally, kinds), name="feed"))
+            if upstream is None and args.vehicles != 0:
+                tasks.append(tg.create_task(feed(ops, sim, population, tally, kinds), name="feed"))
             await tally.done.wait()
             if upstream is not None:
                 # The last results still on their way to the registry get there first.
@@ -460,6 +526,11 @@ def cli(args: Any) -> int:
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
     if args.mqtt:
         parse_broker_url(args.mqtt, "--mqtt")  # a bad URL: one line, before anything starts
+    if args.http not in (None, "off"):
+        try:
+            parse_listen(args.http)
+        except ValueError as e:
+            raise CliError(f"--http: {e}", 2) from None
     try:
         doc = asyncio.run(run_demo(args))
     except KeyboardInterrupt:

@@ -3,8 +3,15 @@
 The registry's MQTT message, the operator console and the simulator all
 build the same `Registration` through `parse_registration`, so one set of
 rules (mqtt.md, "Registry -> daemon") refuses a bad request the same way
-everywhere, naming the field. The reply documents of mqtt.md are built here
-too.
+everywhere, naming the field. `decode_registration` is the one way raw bytes
+become a request (bounded by linectl.payload), for every door. The reply
+documents of mqtt.md are built here too.
+
+No request may name a proxy driver: the driver is drawn at random when the
+vehicle is called. A registration that carries a driver field anyway
+(`proxy_driver` and its look-alikes, at the top or in `vehicle`) is refused
+with `not_allowed` rather than silently ignored, so whoever tried learns
+that it does not work, and the refusal is kept and journalled.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from linectl.items import check_items, derive_items
+from linectl.payload import decode_json, peek_request_id
 from linectl.vehicle import (
     InspectionType,
     InvalidField,
@@ -21,7 +29,11 @@ from linectl.vehicle import (
     parse_vehicle,
 )
 
+# mqtt.md: a registration over 64 KiB is refused (the HTTP API keeps the same bound).
+MAX_REGISTRATION_BYTES = 64 * 1024
 REQUEST_ID_MAX = 128
+# Names under which a request might try to choose its proxy driver.
+DRIVER_FIELDS = ("proxy_driver", "proxy_driver_id", "driver", "driver_id")
 # The request_id becomes a topic level of its reply: no level separator, no wildcards.
 REQUEST_ID_FORBIDDEN = "/+#"
 
@@ -49,9 +61,38 @@ def read_request_id(obj: Any) -> str | None:
     return None
 
 
+def decode_registration(payload: bytes) -> tuple[Any, str | None, InvalidField | None]:
+    """The JSON value of a payload (None if it was not decoded), the request_id to
+    answer (None if none can be read), and what is wrong with the payload as such.
+
+    A payload that cannot be decoded (oversized ones are not even tried) has its
+    request_id looked for near its start, so that its refusal can still be addressed.
+    """
+    try:
+        obj = decode_json(payload, MAX_REGISTRATION_BYTES, "registration")
+    except InvalidField as e:
+        return None, read_request_id({"request_id": peek_request_id(payload)}), e
+    return obj, read_request_id(obj), None
+
+
+def refuse_driver_choice(obj: dict[str, Any]) -> None:
+    for where, fields in (("", obj), ("vehicle.", obj.get("vehicle"))):
+        if not isinstance(fields, dict):
+            continue
+        for name in DRIVER_FIELDS:
+            if name in fields:
+                raise InvalidField(
+                    "not_allowed",
+                    f"{where}{name}",
+                    "the proxy driver is drawn at random when the vehicle is called; "
+                    "no request may name one",
+                )
+
+
 def parse_registration(obj: Any, *, require_request_id: bool = False) -> Registration:
     if not isinstance(obj, dict):
         raise InvalidField("invalid_shape", "(payload)", "a registration must be a JSON object")
+    refuse_driver_choice(obj)
     rid = obj.get("request_id")
     if rid is None:
         if require_request_id:

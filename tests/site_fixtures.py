@@ -13,8 +13,10 @@ from typing import Any
 
 from linectl.clock import Clock
 from linectl.config import SiteConfig
-from linectl.daemon import Site, open_store
 from linectl.demo import STATION_KINDS, demo_config, registration_for
+from linectl.ops.actor import Actor
+from linectl.ops.operations import Operations
+from linectl.site import Site, open_store
 from linectl.store.records import InspectionRecord
 from linectl.store.repo import AsyncStore
 from sim.site import SimSite
@@ -23,18 +25,23 @@ from sim.vehicles import SimVehicle
 FINISHED = {"completed", "aborted"}
 
 
+# The actor of registrations a test makes directly (the registry's rights and more).
+TESTER = Actor.system("test")
+
+
 @dataclass
 class Rig:
     site: Site
     sim: SimSite
     store: AsyncStore
     clock: Clock
+    ops: Operations
     n: int = 0
 
     async def register(self, sv: SimVehicle, items: list[str] | None = None) -> dict[str, Any]:
         self.n += 1
         self.sim.world.add(sv)
-        return await self.site.register(registration_for(sv, self.n, items))
+        return await self.ops.register(TESTER, registration_for(sv, self.n, items))
 
     async def inspect_all(
         self, vehicles: Sequence[SimVehicle], items: list[str] | None = None, within_s: float = 120
@@ -103,10 +110,12 @@ async def running_site(
     await sim.start()
     store = await open_store(url)
     site = Site(sim.live_config(), clock, store, **site_kwargs)
+    ops = Operations(site)
+    ops.on_accept.append(lambda reg: sim.world.learn(reg.vehicle))
     tasks = [asyncio.create_task(sim.run()), asyncio.create_task(site.run())]
     try:
         await asyncio.wait_for(site.ready.wait(), 10)
-        yield Rig(site, sim, store, clock)
+        yield Rig(site, sim, store, clock, ops)
     finally:
         for t in tasks:
             t.cancel()

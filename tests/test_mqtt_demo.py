@@ -32,7 +32,8 @@ async def test_demo_takes_registrations_from_the_registry_sim(
 ) -> None:
     args = build_parser().parse_args(
         ["demo", "--mqtt", broker.url, "--site", SITE, "--vehicles", "4", "--lines", "2",
-         "--time-scale", "100", "--db", f"sqlite:///{tmp_path / 'demo.db'}"]
+         "--time-scale", "100", "--db", f"sqlite:///{tmp_path / 'demo.db'}",
+         "--http", "127.0.0.1:0"]
     )  # fmt: skip
     topics = Topics("linectl", SITE)
     out = io.StringIO()

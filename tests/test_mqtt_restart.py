@@ -45,6 +45,9 @@ url = "sqlite:///{db}"
 [mqtt]
 url = "{broker_url}"
 
+[http]
+listen = "127.0.0.1:0"
+
 [[lines]]
 id = "L1"
 proxy_drivers = ["D1", "D2", "D3", "D4"]

@@ -12,7 +12,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,15 @@ from mqtt_broker import Broker, Listener, free_port, running_broker
 
 from linectl.clock import Clock
 from linectl.config import MqttConfig, SiteConfig, parse_site_config
-from linectl.daemon import Site, open_store
+from linectl.ops.operations import Operations
 from linectl.registry_sim import MALFORMATIONS, RegistrySim, build_requests
+from linectl.site import Site, open_store
 from linectl.store.repo import AsyncStore
 from linectl.upstream import Upstream
 from linectl.upstream.connection import Backoff, connect_params
 from linectl.upstream.intake import decode
 from linectl.upstream.topics import MAX_REGISTRATION_BYTES, Topics
-from linectl.vehicle import InvalidField, parse_vehicle, vin_check_digit
+from linectl.vehicle import vin_check_digit
 from sim.site import SimSite
 
 SITE = "zc01"
@@ -137,16 +138,12 @@ async def running_site(
     await sim.start()
     store = await open_store(db_url)
     site = Site(sim.live_config(), clock, store)
-
-    def learn(request: dict[str, Any]) -> None:
-        # What the demo does: the simulated world drives the registered vehicle.
-        with suppress(InvalidField):
-            sim.world.learn(parse_vehicle(request.get("vehicle")))
-
+    ops = Operations(site)
+    # What the demo does: the simulated world drives the registered vehicle.
+    ops.on_accept.append(lambda reg: sim.world.learn(reg.vehicle))
     upstream = Upstream(
-        site,
+        ops,
         MqttConfig(url=url),
-        observe=learn,
         backoff=lambda: Backoff(0.02, 0.2),
         outbox_poll_s=0.05,
     )

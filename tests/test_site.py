@@ -8,14 +8,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from site_fixtures import offline_config, running_site
+from site_fixtures import TESTER, offline_config, running_site
 
 from linectl.clock import Clock
 from linectl.config import SiteConfig
-from linectl.daemon import Site, open_store
 from linectl.demo import demo_config
 from linectl.drivers.lineio_modbus import Prompt
 from linectl.drivers.rbt_modbus import RbtState
+from linectl.ops.operations import Operations
+from linectl.site import Site, open_store
 from sim.vehicles import Population, SimFault, SimVehicle, apply_fault
 
 BRAKE = ("brake",)
@@ -140,13 +141,14 @@ async def test_restart_requeues_waiting_and_aborts_interrupted(tmp_path: Path) -
     site = Site(cfg, Clock(100), store)
     ids = [
         (
-            await site.register(
+            await Operations(site).register(
+                TESTER,
                 {
                     "request_id": f"r{i}",
                     "inspection_type": "new",
                     "vehicle": sv.vehicle.to_dict(),
                     "items": brake_only_items(),
-                }
+                },
             )
         )["inspection_id"]
         for i, sv in enumerate(cars)
@@ -160,13 +162,14 @@ async def test_restart_requeues_waiting_and_aborts_interrupted(tmp_path: Path) -
             ev = await asyncio.wait_for(sub.get(), 60)
         first = await rig.store.inspection(ids[0])
         (aborted_result,) = await rig.store.outbox(ids[0])
-        again = await rig.site.register(
+        again = await rig.ops.register(
+            TESTER,
             {
                 "request_id": "r1",
                 "inspection_type": "new",
                 "vehicle": cars[1].vehicle.to_dict(),
                 "items": brake_only_items(),
-            }
+            },
         )
     assert ev.inspection_id == ids[1]
     assert str(first.state) == "aborted" and "restarted" in (first.abort_reason or "")
@@ -204,12 +207,13 @@ async def test_dispatch_sends_each_vehicle_to_a_line_with_its_instruments(tmp_pa
     try:
         for i in range(40):
             sv = pop.next()
-            reply: dict[str, Any] = await site.register(
+            reply: dict[str, Any] = await Operations(site).register(
+                TESTER,
                 {
                     "request_id": f"r{i}",
                     "inspection_type": "periodic",
                     "vehicle": sv.vehicle.to_dict(),
-                }
+                },
             )
             assert reply["accepted"], reply
             seen.setdefault(str(sv.vehicle.fuel), set()).add(reply["line"])
@@ -229,8 +233,8 @@ async def test_a_vehicle_no_line_can_measure_is_refused(tmp_path: Path) -> None:
     try:
         site = Site(cfg, Clock(100), store)
         (car,) = fleet(None)
-        reply = await site.register(
-            {"request_id": "r1", "inspection_type": "new", "vehicle": car.vehicle.to_dict()}
+        reply = await Operations(site).register(
+            TESTER, {"request_id": "r1", "inspection_type": "new", "vehicle": car.vehicle.to_dict()}
         )
     finally:
         await store.aclose()

@@ -23,7 +23,7 @@ from linectl.vehicle import InspectionType
 db_url = store_fixtures.db_url
 store = store_fixtures.store
 
-HEAD = "0001_initial"
+HEAD = head_revision()
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -11,6 +11,15 @@ After the last station the inspection is completed (verdict, result and
 outbox row in one transaction), the display shows the result and DRIVE_OUT,
 and the driver walks back to the start. First come, first served: the queue
 and every station's lock are FIFO.
+
+Two things an operator may do to a line (through linectl.ops): `pause()` it,
+so it calls no new vehicle while those on it finish (a call already waiting
+for the first station or a driver is held back, the vehicle stays first in
+the queue), and `abort()` one inspection: taken out of the queue, or, on the
+line, its journey ends where it is (the item being measured is not judged,
+`aborted`; the vehicle is sent off with DRIVE_OUT "see the operator"; its
+stations and its driver are given back). Either way it ends `aborted` with
+the reason and its result goes out through the outbox.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from typing import Any
 
 from linectl.config import LineConfig
 from linectl.drivers.lineio_modbus import LineIO, Prompt
-from linectl.items import STATION_OF_ITEM, InspectionVerdict, ItemResult
+from linectl.items import STATION_OF_ITEM, InspectionVerdict, ItemResult, not_judged
 from linectl.scheduler.pool import Draw, ProxyDriverPool
 from linectl.scheduler.stats import JourneyTimes, LineStats
 from linectl.stations.base import Guide, Procedure, Recorder, SiteContext, Visit
@@ -35,6 +44,12 @@ from linectl.vehicle import InspectionType, Vehicle
 log = logging.getLogger(__name__)
 
 RESULT_SHOWN_S = 3.0  # the verdict on the last display before DRIVE_OUT
+ABORTED_ITEM = "aborted"  # reason of an item cut short by an abort
+SEE_THE_OPERATOR = "see the operator"
+
+
+class NotAbortable(Exception):
+    """The inspection is not on this line any more (or is completing): `str()` says why."""
 
 
 @dataclass
@@ -70,6 +85,7 @@ class StoreRecorder(Recorder):
     def __init__(self, store: AsyncStore, inspection_id: str) -> None:
         self.store = store
         self.inspection_id = inspection_id
+        self.recorded: set[str] = set()  # item codes with an attempt from this visit
 
     async def attempt(
         self,
@@ -80,6 +96,8 @@ class StoreRecorder(Recorder):
         started_at: datetime,
         finished_at: datetime,
     ) -> int:
+        # Noted first: a store call whose caller is cancelled still commits.
+        self.recorded.add(result.code)
         return await self.store.record_attempt(
             inspection_id=self.inspection_id,
             result=result,
@@ -111,6 +129,13 @@ class LineRunner:
         self._queue: deque[Queued] = deque()
         self._queued = asyncio.Event()
         self._journeys: set[asyncio.Task[None]] = set()
+        self.paused = False
+        # The vehicle being called (waiting for the first station and a driver).
+        self._calling: tuple[Queued, asyncio.Task[None]] | None = None
+        self._withdrawn: set[str] = set()
+        self._on_line: dict[str, asyncio.Task[None]] = {}  # journeys by inspection id
+        self._completing: set[str] = set()
+        self._abort_reasons: dict[str, str] = {}
         self.stats = LineStats.for_line(self.id, [p.id for p in procedures], self.clock.now())
         self.on_change: Callable[[], None] | None = None
         pool.on_change = self._changed
@@ -164,6 +189,7 @@ class LineRunner:
             ],
             "queue": len(self._queue),
             "proxy_drivers": self.pool.snapshot(),
+            "paused": self.paused,
         }
 
     def _changed(self) -> None:
@@ -180,33 +206,132 @@ class LineRunner:
         try:
             while True:
                 q = await self._next()
-                first = self.slots[0]
-                await first.lock.acquire()
+                # Its own task, so a pause or an abort can call it off while it waits.
+                call = asyncio.create_task(self._call(q), name=f"call-{q.inspection_id}")
+                self._calling = (q, call)
                 try:
-                    draw = await self.pool.draw(q.inspection_id, q.plate)
-                except BaseException:
-                    first.lock.release()
-                    raise
-                q.times.called = self.clock.now()
-                q.times.queue_behind = len(self._queue)
-                self.stats.journeys.append(q.times)
-                task = asyncio.create_task(
-                    self._journey(q, draw), name=f"journey-{q.inspection_id}"
-                )
-                self._journeys.add(task)
-                task.add_done_callback(self._journeys.discard)
+                    await call
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise
+                    if q.inspection_id in self._withdrawn:
+                        self._withdrawn.discard(q.inspection_id)
+                    else:  # held back by a pause: first again when the line resumes
+                        self._queue.appendleft(q)
+                        self._changed()
+                finally:
+                    self._calling = None
         finally:
             for t in list(self._journeys):
                 t.cancel()
             await asyncio.gather(*self._journeys, return_exceptions=True)
 
+    async def _call(self, q: Queued) -> None:
+        """Wait for the first station and a driver, draw, and start the vehicle's journey.
+
+        A pause or an abort that cancels this while the draw is being recorded
+        leaves that draw in the chain, voided: the driver goes back to the pool
+        and the vehicle, if called again, gets a draw of its own."""
+        first = self.slots[0]
+        await first.lock.acquire()
+        try:
+            draw = await self.pool.draw(q.inspection_id, q.plate)
+        except BaseException:
+            first.lock.release()
+            raise
+        q.times.called = self.clock.now()
+        q.times.queue_behind = len(self._queue)
+        self.stats.journeys.append(q.times)
+        task = asyncio.create_task(self._journey(q, draw), name=f"journey-{q.inspection_id}")
+        self._journeys.add(task)
+        self._on_line[q.inspection_id] = task
+        task.add_done_callback(self._journeys.discard)
+
     async def _next(self) -> Queued:
-        while not self._queue:
+        while not self._queue or self.paused:
             self._queued.clear()
             await self._queued.wait()
         q = self._queue.popleft()
         self._changed()
         return q
+
+    # --- pause and abort --------------------------------------------------------------
+
+    def pause(self) -> bool:
+        """Call no new vehicle until `resume()`; those on the line finish. False if
+        already paused. A call waiting for the first station or a driver is held back."""
+        if self.paused:
+            return False
+        self.paused = True
+        if self._calling is not None:
+            self._calling[1].cancel()
+        log.info("%s: paused", self.id)
+        self._changed()
+        return True
+
+    def resume(self) -> bool:
+        """Call vehicles again; False if the line was not paused."""
+        if not self.paused:
+            return False
+        self.paused = False
+        self._queued.set()
+        log.info("%s: resumed", self.id)
+        self._changed()
+        return True
+
+    async def abort(self, inspection_id: str, reason: str) -> str:
+        """End one inspection `aborted` with `reason`; where it was: "queued" or "on_line".
+
+        Returns once the abort is recorded and its result is in the outbox.
+        `NotAbortable` when the inspection is neither queued here nor on the line,
+        or is already being completed."""
+        for q in self._queue:
+            if q.inspection_id == inspection_id:
+                self._queue.remove(q)
+                await self._end_queued(q, reason)
+                return "queued"
+        if self._calling is not None and self._calling[0].inspection_id == inspection_id:
+            q, call = self._calling
+            self._withdrawn.add(inspection_id)
+            if call.cancel():
+                await asyncio.wait([call])
+                if call.cancelled():
+                    await self._end_queued(q, reason)
+                    return "queued"
+            # The call got there first: the vehicle is on the line now.
+            self._withdrawn.discard(inspection_id)
+        journey = self._on_line.get(inspection_id)
+        if journey is None or journey.done():
+            raise NotAbortable(f"inspection {inspection_id} is not queued or on line {self.id}")
+        if inspection_id in self._completing:
+            raise NotAbortable(f"inspection {inspection_id} is being completed")
+        self._abort_reasons[inspection_id] = reason
+        journey.cancel()
+        # Waited for, not awaited: a caller cancelled now must not cancel the abort.
+        await asyncio.wait([journey])
+        return "on_line"
+
+    async def _end_queued(self, q: Queued, reason: str) -> None:
+        await self.store.complete_inspection(
+            q.inspection_id, at=self.clock.wall(), abort_reason=reason
+        )
+        log.info(
+            "%s: inspection %s (%s) aborted in the queue: %s",
+            self.id,
+            q.inspection_id,
+            q.plate,
+            reason,
+        )
+        self.ctx.events.publish(
+            "aborted",
+            self.clock.wall(),
+            line=self.id,
+            inspection_id=q.inspection_id,
+            plate=q.plate,
+            reason=reason,
+        )
+        self._changed()
 
     async def _journey(self, q: Queued, draw: Draw) -> None:
         """One vehicle from the call into the first station to leaving the last."""
@@ -232,10 +357,21 @@ class LineRunner:
                 self._changed()
                 self._spawn(self._vacate(slot, blocked_s, (draw, q) if last else None, held))
         except asyncio.CancelledError:
-            raise
+            reason = self._abort_reasons.pop(q.inspection_id, None)
+            task = asyncio.current_task()
+            # Only an operator's abort is handled here; a shutdown goes on up.
+            if reason is None or (task is not None and task.uncancel() > 0):
+                raise
+            log.info(
+                "%s: inspection %s (%s) aborted: %s", self.id, q.inspection_id, q.plate, reason
+            )
+            await self._abort(q, draw, held, reason, recorder)
         except Exception as e:
             log.exception("%s: inspection %s (%s) aborted", self.id, q.inspection_id, q.plate)
-            await self._abort(q, draw, held, f"internal error: {e}")
+            await self._abort(q, draw, held, f"internal error: {e}", recorder)
+        finally:
+            self._on_line.pop(q.inspection_id, None)
+            self._completing.discard(q.inspection_id)
 
     async def _at_station(
         self, q: Queued, slot: Slot, recorder: Recorder, last: bool, held: list[Slot]
@@ -290,6 +426,7 @@ class LineRunner:
             held.append(nxt)
             st.unblock(self.clock.now())
         else:
+            self._completing.add(q.inspection_id)  # too late to abort from here on
             record = await self.store.complete_inspection(q.inspection_id, at=self.clock.wall())
             verdict = InspectionVerdict(record.verdict)
             failed = [c for c, v in record.item_verdicts().items() if v != "pass"]
@@ -331,9 +468,26 @@ class LineRunner:
             self.pool.release(draw.chosen)
         self._changed()
 
-    async def _abort(self, q: Queued, draw: Draw, held: list[Slot], reason: str) -> None:
+    async def _abort(
+        self, q: Queued, draw: Draw, held: list[Slot], reason: str, recorder: StoreRecorder
+    ) -> None:
         """Record the abort, send the vehicle off the line, give back what it held."""
+        present = [s for s in held if s.inspection_id == q.inspection_id and s.state != "leaving"]
         try:
+            for slot in present:
+                if slot.state != "testing":
+                    continue
+                # The items this station was measuring: not judged, and why.
+                for code in q.items:
+                    if STATION_OF_ITEM[code] == slot.kind and code not in recorder.recorded:
+                        now = self.clock.wall()
+                        await recorder.attempt(
+                            not_judged(code, ABORTED_ITEM),
+                            station=slot.procedure.id,
+                            device=None,
+                            started_at=now,
+                            finished_at=now,
+                        )
             await self.store.complete_inspection(
                 q.inspection_id, at=self.clock.wall(), abort_reason=reason
             )
@@ -347,21 +501,22 @@ class LineRunner:
             plate=q.plate,
             reason=reason,
         )
-        present = [s for s in held if s.inspection_id == q.inspection_id and s.state != "leaving"]
         for slot in list(held):
             if slot not in present and slot.inspection_id != q.inspection_id:
                 # Taken for the vehicle but never entered: free at once.
                 held.remove(slot)
                 slot.lock.release()
         for i, slot in enumerate(present):
-            await Guide(self.io, slot.index, q.plate, self.clock).show(
-                Prompt.DRIVE_OUT, "see the operator"
-            )
+            guide = Guide(self.io, slot.index, q.plate, self.clock)
+            if slot.state == "calling":
+                await guide.entry_light(False)
+            await guide.show(Prompt.DRIVE_OUT, SEE_THE_OPERATOR)
             slot.state = "leaving"
             last = i == len(present) - 1
             self._spawn(self._vacate(slot, 0.0, (draw, q) if last else None, held))
         if not present:
             self.pool.release(draw.chosen)
+        self._changed()
 
     def report(self) -> dict[str, object]:
         """The line's throughput figure so far (clock time)."""

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from linectl.store.base import NotFound, StoreBase, get_inspection, to_ms
+from linectl.store.chain import verify_chain
 from linectl.store.models import Draw, ProxyDriver
 from linectl.store.records import GENESIS_HASH, ChainReport, DrawRecord
 
@@ -86,45 +87,7 @@ class DrawStore(StoreBase):
 
     def verify_draws(self) -> ChainReport:
         """Recompute every hash and link of the draw chain, in seq order; stops at the
-        first problem and names it: a gap (deleted record), a broken link (prev_hash
-        not the previous record's hash) or content that no longer matches its hash.
-        The chain proves its own integrity only: cutting records off its end, or
-        rewriting it whole, needs the head hash kept elsewhere to be seen."""
-        checked = 0
-        prev: DrawRecord | None = None
+        first problem and names it (see linectl.store.chain)."""
         with self._errors(), self._read() as s:
-            for row in s.scalars(select(Draw).order_by(Draw.seq)).yield_per(1000):
-                rec = draw_record(row)
-                checked += 1
-                expected_seq = 1 if prev is None else prev.seq + 1
-                if rec.seq != expected_seq:
-                    missing = (
-                        f"{expected_seq}"
-                        if rec.seq == expected_seq + 1
-                        else f"{expected_seq}..{rec.seq - 1}"
-                    )
-                    return ChainReport(
-                        False,
-                        checked,
-                        expected_seq,
-                        f"draw record(s) seq {missing} missing (deleted): seq {rec.seq} follows "
-                        + ("the start of the chain" if prev is None else f"seq {prev.seq}"),
-                    )
-                expected_prev = GENESIS_HASH if prev is None else prev.hash
-                if rec.prev_hash != expected_prev:
-                    return ChainReport(
-                        False,
-                        checked,
-                        rec.seq,
-                        f"draw seq {rec.seq}: prev_hash does not link to "
-                        + ("the genesis hash" if prev is None else f"seq {prev.seq}'s hash"),
-                    )
-                if rec.content_hash() != rec.hash:
-                    return ChainReport(
-                        False,
-                        checked,
-                        rec.seq,
-                        f"draw seq {rec.seq}: content does not match its hash (altered)",
-                    )
-                prev = rec
-        return ChainReport(True, checked)
+            rows = s.scalars(select(Draw).order_by(Draw.seq)).yield_per(1000)
+            return verify_chain((draw_record(r) for r in rows), "draw")

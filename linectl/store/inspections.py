@@ -357,13 +357,27 @@ class InspectionStore(StoreBase):
         limit: int = 50,
         line: str | None = None,
         state: InspectionState | str | None = None,
+        *,
+        plate: str | None = None,
+        vin: str | None = None,
+        verdict: InspectionVerdict | str | None = None,
+        since: datetime | None = None,
     ) -> list[InspectionSummary]:
-        """The newest `limit` inspections, newest first."""
+        """The newest `limit` inspections, newest first. `plate` and `vin` match any
+        part (VIN case-insensitively); `since` is the earliest registration time."""
         q = select(Inspection).order_by(Inspection.created_at.desc(), Inspection.id.desc())
         if line is not None:
             q = q.where(Inspection.line == line)
         if state is not None:
             q = q.where(Inspection.state == str(InspectionState(state)))
+        if plate:
+            q = q.where(Inspection.plate.contains(plate, autoescape=True))
+        if vin:
+            q = q.where(Inspection.vin.contains(vin.upper(), autoescape=True))
+        if verdict is not None:
+            q = q.where(Inspection.verdict == str(InspectionVerdict(verdict)))
+        if since is not None:
+            q = q.where(Inspection.created_at >= utc(since))
         with self._errors(), self._read() as s:
             rows = s.scalars(q.limit(limit)).all()
             latest: dict[str, list[tuple[str, int, str]]] = {r.id: [] for r in rows}

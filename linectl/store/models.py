@@ -45,6 +45,8 @@ INSPECTION_STATES = ("registered", "queued", "in_progress", "completed", "aborte
 INSPECTION_VERDICTS = ("pass", "fail", "incomplete")
 ITEM_VERDICTS = ("pass", "fail", "not_judged")
 DRIVER_STATES = ("on_duty", "off_duty", "break")
+ACCOUNT_ROLES = ("viewer", "operator", "technician", "admin")
+JOURNAL_OUTCOMES = ("ok", "refused", "denied", "error")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -219,3 +221,78 @@ class Outbox(Base):
     delivered_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class JournalEntry(Base):
+    """Append-only, hash-chained record of every action that changed something:
+    who (account and role), from where (how, address, session), when, what, on
+    what, why, and what came of it."""
+
+    __tablename__ = "journal"
+    __table_args__ = (
+        CheckConstraint(_one_of("outcome", JOURNAL_OUTCOMES), name="outcome"),
+        Index(None, "at"),
+        Index(None, "user_name", "at"),
+        Index(None, "target", "at"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    user_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    via: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(64))
+    session_id: Mapped[str | None] = mapped_column(String(48))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(160))
+    reason: Mapped[str | None] = mapped_column(Text)
+    changes: Mapped[dict[str, Any]]
+    outcome: Mapped[str] = mapped_column(String(16))
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class Account(Base):
+    """A person (or script) who signs in to the console or the API."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (CheckConstraint(_one_of("role", ACCOUNT_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # Argon2 hash; none: the account signs in with bearer tokens only.
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    # The console's language for this account (none: the browser's).
+    locale: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token: looked up by its public id, its secret kept as an Argon2 hash."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    secret_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. The cookie holds a random secret; only its SHA-256 is kept."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    address: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    # However active the session, it ends here (sign in again).
+    max_expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]

@@ -3,7 +3,8 @@
 `Store` is synchronous: each method opens a session, does its work in one
 transaction and returns plain records (linectl.store.records), never ORM
 objects. Its concerns live in their own modules (inspections, draws, proxy
-drivers, outbox, on `StoreBase`); `Store` is all of them over one engine.
+drivers, outbox, journal, accounts, on `StoreBase`); `Store` is all of them
+over one engine.
 
 `AsyncStore` offers every public method of `Store` as a coroutine, all run on
 one dedicated worker thread, so the event loop never waits on the database
@@ -18,10 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
+from linectl.store.accounts import AccountStore
 from linectl.store.base import DuplicateRequest, NotFound, StoreError
 from linectl.store.draws import DrawStore
 from linectl.store.drivers import ProxyDriverStore
 from linectl.store.inspections import OUTBOX_RESULT, InspectionStore
+from linectl.store.journal import JournalStore
 from linectl.store.outbox import OutboxStore
 
 __all__ = [
@@ -36,7 +39,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Store(InspectionStore, DrawStore, ProxyDriverStore, OutboxStore):
+class Store(InspectionStore, DrawStore, ProxyDriverStore, OutboxStore, JournalStore, AccountStore):
     """The site's records in one database. Safe to share between threads; the
     daemon uses it through `AsyncStore`, from one worker thread."""
 

@@ -1,7 +1,9 @@
 """The upstream registry over MQTT: registrations in, status, events and results out.
 
-`Upstream(site, mqtt_cfg)` is what the daemon runs in its TaskGroup. It holds
-one connection per line plus one for the site:
+`Upstream(ops, mqtt_cfg)` is what the daemon runs in its TaskGroup. It holds
+one connection per line plus one for the site. Registrations go through the
+site's operations (linectl.ops) as the registry's actor, like any other
+door's; what goes out (status, events, results) is read from the site.
 
 - the site connection (client id `mqtt.client_id`, default `linectl-{site}`,
   persistent session so registrations sent while the daemon is away wait at
@@ -29,14 +31,14 @@ import aiomqtt
 
 from linectl.config import MqttConfig
 from linectl.upstream.connection import Backoff, ConnectParams, Link, connect_params
-from linectl.upstream.intake import Intake, Observer
+from linectl.upstream.intake import Intake
 from linectl.upstream.publisher import OUTBOX_POLL_S, Publisher
 from linectl.upstream.topics import OFFLINE_PAYLOAD, Topics
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from linectl.daemon import Site
+    from linectl.ops.operations import Operations
 
 __all__ = ["Topics", "Upstream"]
 
@@ -44,13 +46,14 @@ __all__ = ["Topics", "Upstream"]
 class Upstream:
     def __init__(
         self,
-        site: Site,
+        ops: Operations,
         cfg: MqttConfig,
         *,
-        observe: Observer | None = None,
         backoff: Callable[[], Backoff] = Backoff,
         outbox_poll_s: float = OUTBOX_POLL_S,
     ) -> None:
+        site = ops.site
+        self.ops = ops
         self.site = site
         self.cfg = cfg
         self.topics = Topics(cfg.topic_prefix, site.id)
@@ -58,7 +61,7 @@ class Upstream:
         # A bad URL or an unreadable secret stops the start, with the key named.
         self.params().where()
         self.publisher = Publisher(site, self.topics, poll_s=outbox_poll_s)
-        self.intake = Intake(site, self.topics, observe)
+        self.intake = Intake(ops, self.topics)
         self.publisher.taking_registrations = self.intake.subscribed
         self.link = Link(
             "mqtt",

@@ -34,7 +34,7 @@ from linectl.upstream.connection import raise_if_cancelling
 from linectl.upstream.topics import OFFLINE_PAYLOAD, Topics
 
 if TYPE_CHECKING:
-    from linectl.daemon import Site
+    from linectl.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Publisher:
         self.batch = batch
         # Subscribed now, before anything runs: events of the start are kept too.
         self._lifecycle = site.events.subscribe(set(LIFECYCLE))
-        self._completed = site.events.subscribe({"completed"})
+        self._completed = site.events.subscribe({"completed", "aborted"})
         self._status = site.events.subscribe({"line_status"})
         self._latest: dict[str, dict[str, Any]] = {}
         self._status_changed = {ln.id: asyncio.Event() for ln in site.lines}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# mqtt.md: a registration over 64 KiB is refused.
-MAX_REGISTRATION_BYTES = 64 * 1024
+from linectl.registration import MAX_REGISTRATION_BYTES
+
+__all__ = ["MAX_REGISTRATION_BYTES", "OFFLINE_PAYLOAD", "Topics"]
+
 OFFLINE_PAYLOAD = b'{"online": false}'
 
 

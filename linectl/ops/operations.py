@@ -1,0 +1,370 @@
+"""The site's operations: what anyone may ask of a running site, checked and journalled once.
+
+Registration, abort, proxy-driver duty and pause/resume of a line are done
+here and only here, whoever asks and however: the MQTT intake, the HTTP API
+and console, the command line and the demo all call `Operations` with an
+`Actor`. Each operation checks the actor's right (linectl.ops.actor), takes
+its input through the one validation there is (linectl.registration for
+registrations), acts on the site, and writes what it did, or why it did not,
+to the journal. The reads the console and API need (lines, inspections, the
+event stream, the journal) are here too, so a role check never lives in a
+transport.
+
+Journal times are the site clock's (`clock.wall()`), like the inspection
+records they sit beside; at time scale 1 that is the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from linectl.clock import utc_iso
+from linectl.events import Subscription
+from linectl.items import InspectionVerdict
+from linectl.ops.actor import Action, Actor
+from linectl.ops.errors import Conflict, Forbidden, Invalid, Unknown
+from linectl.registration import (
+    Registration,
+    decode_registration,
+    parse_registration,
+    read_request_id,
+    refused_reply,
+)
+from linectl.scheduler.line import LineRunner, NotAbortable
+from linectl.scheduler.pool import DriverState
+from linectl.site import Site
+from linectl.store.base import NotFound
+from linectl.store.records import InspectionState, default_result_document
+from linectl.vehicle import InvalidField
+
+log = logging.getLogger(__name__)
+
+REASON_MAX = 500
+LIST_MAX = 500
+FINISHED = (InspectionState.COMPLETED, InspectionState.ABORTED)
+
+
+def clean_reason(reason: Any, *, required: bool) -> str | None:
+    if reason is None or (isinstance(reason, str) and not reason.strip()):
+        if required:
+            raise Invalid("reason", "a reason is required", "missing_field")
+        return None
+    if not isinstance(reason, str):
+        raise Invalid("reason", "the reason must be text")
+    text = " ".join(reason.split())
+    if len(text) > REASON_MAX:
+        raise Invalid("reason", f"the reason is {len(text)} characters, over {REASON_MAX}")
+    if not text.isprintable():
+        raise Invalid("reason", "the reason holds control characters")
+    return text
+
+
+class Operations:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.store = site.store
+        self.clock = site.clock
+        # One registration at a time: a repeated request_id is answered from the
+        # database, and each line choice sees the queues the previous one left.
+        self._register_lock = asyncio.Lock()
+        # Told of every accepted registration before its vehicle is queued (the
+        # demo's simulated world learns which vehicle it is to drive).
+        self.on_accept: list[Callable[[Registration], None]] = []
+
+    # --- rights and the journal ---------------------------------------------------
+
+    def allow(self, actor: Actor, action: Action) -> None:
+        """Raise `Forbidden` unless the actor may; for reads, which change nothing."""
+        if not actor.may(action):
+            raise Forbidden(f"{actor.name} ({actor.role}) may not {action}")
+
+    async def record(
+        self,
+        actor: Actor,
+        action: str,
+        *,
+        outcome: str = "ok",
+        target: str | None = None,
+        reason: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> None:
+        await self.store.append_journal(
+            at=self.clock.wall(),
+            action=action,
+            outcome=outcome,
+            target=target,
+            reason=reason,
+            changes=changes,
+            **actor.journal_fields(),
+        )
+
+    async def _check(self, actor: Actor, action: Action, target: str | None) -> None:
+        """Like `allow`, for actions: a denied attempt is journalled."""
+        if not actor.may(action):
+            await self.record(actor, str(action), outcome="denied", target=target)
+            raise Forbidden(f"{actor.name} ({actor.role}) may not {action}")
+
+    # --- reads --------------------------------------------------------------------
+
+    def lines(self, actor: Actor) -> list[dict[str, Any]]:
+        """Each line's status: the object of mqtt.md's status topic, with its id."""
+        self.allow(actor, Action.READ)
+        return [{"id": ln.id, **self.site.line_status(ln)} for ln in self.site.lines]
+
+    async def inspections(
+        self,
+        actor: Actor,
+        *,
+        plate: str | None = None,
+        vin: str | None = None,
+        verdict: str | None = None,
+        since: str | datetime | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """The latest inspections, newest first (summaries)."""
+        self.allow(actor, Action.READ)
+        if verdict is not None and verdict not in tuple(InspectionVerdict):
+            raise Invalid(
+                "verdict", f"verdict must be one of {', '.join(InspectionVerdict)}, not {verdict!r}"
+            )
+        if not 1 <= limit <= LIST_MAX:
+            raise Invalid("limit", f"limit must be 1..{LIST_MAX}")
+        rows = await self.store.list_inspections(
+            limit=limit, plate=plate, vin=vin, verdict=verdict, since=self._since(since)
+        )
+        return [r.to_json() for r in rows]
+
+    def _since(self, since: str | datetime | None) -> datetime | None:
+        if since is None or isinstance(since, datetime):
+            return since
+        try:
+            at = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise Invalid(
+                "since", f"since must be a date or an ISO 8601 time, not {since[:40]!r}"
+            ) from None
+        if at.tzinfo is None:  # a date or a time without zone: the site's local time
+            tz = self.site.cfg.tz()
+            at = at.replace(tzinfo=tz) if tz else at.astimezone()
+        return at
+
+    async def inspection(self, actor: Actor, inspection_id: str) -> dict[str, Any]:
+        """The result document of mqtt.md (latest revision) plus state and every attempt."""
+        self.allow(actor, Action.READ)
+        try:
+            rec = await self.store.inspection(inspection_id)
+        except NotFound:
+            raise Unknown(f"no inspection {inspection_id}") from None
+        doc = default_result_document(rec)
+        doc["state"] = str(rec.state)
+        doc["created_at"] = utc_iso(rec.created_at)
+        doc["abort_reason"] = rec.abort_reason
+        doc["attempts"] = [a.to_json() for a in rec.attempts]
+        return doc
+
+    def events(
+        self, actor: Actor, types: set[str] | None = None, maxsize: int = 1000
+    ) -> Subscription:
+        """The site's event stream, bounded: a slow reader loses the oldest events."""
+        self.allow(actor, Action.READ)
+        return self.site.events.subscribe(types, maxsize=maxsize)
+
+    async def audit(
+        self, actor: Actor, *, limit: int = 100, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The journal, newest first (admin)."""
+        self.allow(actor, Action.AUDIT)
+        if not 1 <= limit <= 1000:
+            raise Invalid("limit", "limit must be 1..1000")
+        return [e.to_json() for e in await self.store.journal(limit, before_seq=before)]
+
+    # --- registration -------------------------------------------------------------
+
+    async def register_payload(self, actor: Actor, payload: bytes) -> dict[str, Any]:
+        """`register` for raw bytes: size, UTF-8, nesting and JSON checked first."""
+        obj, rid, error = decode_registration(payload)
+        if error is not None:
+            await self._check(actor, Action.REGISTER, None if rid is None else f"request:{rid}")
+            return await self._refuse(actor, rid, error)
+        return await self.register(actor, obj)
+
+    async def register(self, actor: Actor, request: Any) -> dict[str, Any]:
+        """Validate a registration and queue its inspection; the reply of mqtt.md.
+
+        Never raises for what the request holds: a refusal is a reply naming the
+        field. A request_id seen before gets the stored reply again and creates
+        nothing, also across restarts. A request without a usable request_id is
+        refused with `request_id` named, and that refusal is not kept."""
+        rid = read_request_id(request)
+        await self._check(actor, Action.REGISTER, None if rid is None else f"request:{rid}")
+        async with self._register_lock:
+            if rid is not None:
+                known = await self.store.registration_reply(rid)
+                if known is not None:
+                    return known
+            try:
+                reg = parse_registration(request, require_request_id=True)
+                line = self.site.line_for(reg)
+            except InvalidField as e:
+                return await self._refuse(actor, rid, e)
+            for listener in self.on_accept:
+                listener(reg)
+            reply = await self.site.admit(reg, line)
+        await self.record(
+            actor,
+            "register",
+            target=f"inspection:{reply.get('inspection_id')}",
+            changes={
+                "request_id": rid,
+                "line": reply.get("line"),
+                "plate": reg.vehicle.plate,
+                "vin": reg.vehicle.vin,
+                "inspection_type": str(reg.inspection_type),
+                "items": reg.items,
+            },
+        )
+        return reply
+
+    async def _refuse(self, actor: Actor, rid: str | None, error: InvalidField) -> dict[str, Any]:
+        log.info("registration %s refused: %s", rid or "(no request_id)", error)
+        reply = refused_reply(rid, error)
+        if rid is None:
+            return reply  # nobody to answer and nothing kept
+        # Kept like any refusal: the same request_id gets the same reply.
+        stored = await self.store.refuse_registration(rid, reply, self.clock.wall())
+        await self.record(
+            actor,
+            "register",
+            outcome="refused",
+            target=f"request:{rid}",
+            changes={"request_id": rid, "error": error.as_error()},
+        )
+        return stored
+
+    # --- abort --------------------------------------------------------------------
+
+    async def abort(self, actor: Actor, inspection_id: str, reason: Any) -> dict[str, Any]:
+        """End a queued or running inspection `aborted` with a reason; its result goes
+        out through the outbox."""
+        target = f"inspection:{inspection_id}"
+        await self._check(actor, Action.ABORT, target)
+        try:
+            text = clean_reason(reason, required=True)
+            assert text is not None
+            try:
+                rec = await self.store.inspection(inspection_id)
+            except NotFound:
+                raise Unknown(f"no inspection {inspection_id}") from None
+            if rec.state in FINISHED:
+                raise Conflict(f"inspection {inspection_id} is already {rec.state}")
+            line = self._line_of(rec.line, inspection_id)
+            try:
+                where = await line.abort(inspection_id, text)
+            except NotAbortable as e:
+                raise Conflict(str(e)) from None
+        except (Invalid, Conflict) as e:
+            await self.record(
+                actor,
+                "abort",
+                outcome="refused",
+                target=target,
+                reason=reason if isinstance(reason, str) else None,
+                changes={"error": e.as_error()},
+            )
+            raise
+        await self.record(
+            actor,
+            "abort",
+            target=target,
+            reason=text,
+            changes={"state": {"from": str(rec.state), "to": "aborted"}, "where": where},
+        )
+        return {"inspection_id": inspection_id, "state": "aborted", "was": where, "reason": text}
+
+    def _line_of(self, line_id: str | None, inspection_id: str) -> LineRunner:
+        try:
+            return self.site.line(line_id or "")
+        except KeyError:
+            raise Conflict(f"inspection {inspection_id} is on no line of this site") from None
+
+    # --- proxy drivers ------------------------------------------------------------
+
+    async def set_duty(self, actor: Actor, driver_id: str, on_duty: Any) -> dict[str, Any]:
+        """Check a proxy driver in (on duty, idle) or out (off duty). Refused while
+        the driver has a vehicle. Who drives which vehicle is never chosen here."""
+        target = f"driver:{driver_id}"
+        await self._check(actor, Action.DUTY, target)
+        try:
+            if not isinstance(on_duty, bool):
+                raise Invalid("on_duty", "on_duty must be true or false")
+            try:
+                line = self.site.proxy_driver_line(driver_id)
+            except KeyError:
+                raise Unknown(f"no proxy driver {driver_id}") from None
+            d = line.pool.drivers[driver_id]
+            before = d.state
+            try:
+                if on_duty and before in (DriverState.OFF_DUTY, DriverState.BREAK):
+                    await line.pool.set_duty(driver_id, DriverState.IDLE)
+                elif not on_duty and before is not DriverState.OFF_DUTY:
+                    await line.pool.set_duty(driver_id, DriverState.OFF_DUTY)
+            except ValueError as e:
+                raise Conflict(str(e)) from None
+        except (Invalid, Conflict) as e:
+            await self.record(
+                actor, "duty", outcome="refused", target=target, changes={"error": e.as_error()}
+            )
+            raise
+        after = d.state
+        changes = {"state": {"from": str(before), "to": str(after)}} if after != before else {}
+        await self.record(actor, "duty", target=target, changes={"on_duty": on_duty, **changes})
+        return {
+            "id": driver_id,
+            "line": line.id,
+            "state": str(after),
+            "on_duty": after not in (DriverState.OFF_DUTY, DriverState.BREAK),
+        }
+
+    # --- lines --------------------------------------------------------------------
+
+    async def pause(self, actor: Actor, line_id: str, reason: Any = None) -> dict[str, Any]:
+        """The line calls no new vehicle until resumed; those on it finish."""
+        return await self._pause_or_resume(actor, line_id, reason, pause=True)
+
+    async def resume(self, actor: Actor, line_id: str, reason: Any = None) -> dict[str, Any]:
+        return await self._pause_or_resume(actor, line_id, reason, pause=False)
+
+    async def _pause_or_resume(
+        self, actor: Actor, line_id: str, reason: Any, *, pause: bool
+    ) -> dict[str, Any]:
+        action = Action.PAUSE if pause else Action.RESUME
+        target = f"line:{line_id}"
+        await self._check(actor, action, target)
+        try:
+            text = clean_reason(reason, required=False)
+            try:
+                line = self.site.line(line_id)
+            except KeyError:
+                raise Unknown(f"no line {line_id}") from None
+        except Invalid as e:
+            await self.record(
+                actor,
+                str(action),
+                outcome="refused",
+                target=target,
+                changes={"error": e.as_error()},
+            )
+            raise
+        changed = line.pause() if pause else line.resume()
+        await self.record(
+            actor,
+            str(action),
+            target=target,
+            reason=text,
+            changes={"paused": {"from": not pause, "to": pause}} if changed else {},
+        )
+        return {"line": line.id, "paused": line.paused, "changed": changed}

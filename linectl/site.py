@@ -1,0 +1,234 @@
+"""The site: its lines, store, event stream and limits, wired from the config.
+
+`Site` builds the store-backed parts from the config: the limits, the device
+drivers, each line's procedures, proxy-driver pool and runner. `Site.run()`
+supervises the lines and the status ticker; whatever else attaches to the
+site (the operations layer and its transports, the simulator in a demo)
+subscribes to its event stream. What people and the registry may ask of the
+site (register, abort, duty, pause) are operations in linectl.ops, which call
+the site; the site knows nothing of who asks or how (no import of ops,
+upstream or http here), and linectl.daemon composes them.
+
+On start, inspections the previous run left unfinished are dealt with:
+queued ones go back into their line's queue in their old order; one that was
+on a station when the daemon stopped is aborted (the vehicle's position is
+unknown), so its result says so instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from linectl.clock import Clock, utc_iso
+from linectl.config import SiteConfig
+from linectl.drivers.devices import DeviceSet
+from linectl.events import EventBus
+from linectl.registration import Registration, accepted_reply
+from linectl.scheduler.dispatch import choose_line
+from linectl.scheduler.line import LineRunner, Queued
+from linectl.scheduler.pool import Draw, DriverState, ProxyDriverPool, csprng_choice
+from linectl.scheduler.stats import JourneyTimes
+from linectl.stations.base import SiteContext
+from linectl.stations.limits import load_limits
+from linectl.stations.registry import build_procedure
+from linectl.store.repo import AsyncStore, DuplicateRequest, Store
+
+log = logging.getLogger(__name__)
+
+STATUS_EVERY_S = 10.0  # mqtt.md: status on every change and at least every 10 s
+
+
+class Site:
+    def __init__(
+        self,
+        cfg: SiteConfig,
+        clock: Clock,
+        store: AsyncStore,
+        *,
+        events: EventBus | None = None,
+        choose: Callable[[Sequence[str]], str] = csprng_choice,
+    ) -> None:
+        self.cfg = cfg
+        self.id = cfg.site_id
+        self.clock = clock
+        self.store = store
+        self.events = events or EventBus()
+        self.limits = load_limits(cfg.limits.dir)
+        self.ctx = SiteContext(cfg, clock, self.limits, self.events)
+        self.devices = DeviceSet()
+        self.lines: list[LineRunner] = []
+        for line_cfg in cfg.lines:
+            io = self.devices.lineio(line_cfg.io, len(line_cfg.stations))
+            procedures = [build_procedure(st, self.ctx, self.devices) for st in line_cfg.stations]
+            pool = ProxyDriverPool(
+                line_cfg.id,
+                line_cfg.proxy_drivers,
+                clock,
+                self._record_draw,
+                walk_back_s=line_cfg.walk_back_s,
+                choose=choose,
+                tz=cfg.tz(),
+                duty_changed=self._record_duty,
+            )
+            runner = LineRunner(line_cfg, self.ctx, io, procedures, pool, store)
+            runner.on_change = self._status_changed
+            self.lines.append(runner)
+        self._status_dirty = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    # --- status ---------------------------------------------------------------------
+
+    def line(self, line_id: str) -> LineRunner:
+        for ln in self.lines:
+            if ln.id == line_id:
+                return ln
+        raise KeyError(line_id)
+
+    def line_status(self, runner: LineRunner) -> dict[str, Any]:
+        return {"online": True, "ts": utc_iso(self.clock.wall()), **runner.status()}
+
+    def _status_changed(self) -> None:
+        self._status_dirty.set()
+
+    async def _status_ticker(self) -> None:
+        """Publish every line's status on change (coalesced) and every 10 s."""
+        while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can turn a
+            # cancellation that meets the timeout into TimeoutError, and this
+            # loop would then never stop.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.clock.to_real(STATUS_EVERY_S)):
+                    await self._status_dirty.wait()
+            self._status_dirty.clear()
+            for runner in self.lines:
+                self.events.publish(
+                    "line_status",
+                    self.clock.wall(),
+                    line=runner.id,
+                    status=self.line_status(runner),
+                )
+            # Coalesce bursts of changes into one update per short while.
+            await asyncio.sleep(0.05)
+
+    # --- records --------------------------------------------------------------------
+
+    async def _record_duty(self, driver_id: str, state: DriverState) -> None:
+        duty = {DriverState.BREAK: "break", DriverState.OFF_DUTY: "off_duty"}.get(state, "on_duty")
+        await self.store.set_driver_state(driver_id, duty, self.clock.wall())
+
+    async def _record_draw(self, draw: Draw) -> None:
+        await self.store.record_draw(
+            line=draw.line,
+            inspection_id=draw.inspection_id,
+            candidates=list(draw.candidates),
+            chosen=draw.chosen,
+            at=draw.at,
+        )
+
+    # --- admission ------------------------------------------------------------------
+
+    def line_for(self, reg: Registration) -> LineRunner:
+        """The line expected to finish this vehicle first among those that can measure
+        it; `InvalidField` (no_line) when none can."""
+        line: LineRunner = choose_line(self.lines, reg.vehicle, reg.items)
+        return line
+
+    def proxy_driver_line(self, driver_id: str) -> LineRunner:
+        """The line whose pool holds this proxy driver; KeyError when none does."""
+        for ln in self.lines:
+            if driver_id in ln.pool.drivers:
+                return ln
+        raise KeyError(driver_id)
+
+    async def admit(self, reg: Registration, line: LineRunner) -> dict[str, Any]:
+        """Keep a validated registration as an inspection and queue it on `line`; the
+        reply of mqtt.md. A request_id answered before gets its stored reply again
+        and nothing is created."""
+        try:
+            inspection_id = await self.store.create_inspection(
+                site=self.id,
+                vehicle=reg.vehicle,
+                inspection_type=reg.inspection_type,
+                items=reg.items,
+                at=self.clock.wall(),
+                request_id=reg.request_id,
+                reply_for=lambda iid: accepted_reply(reg.request_id, iid, line.id),
+            )
+        except DuplicateRequest as e:
+            return e.reply
+        await self.store.assign_line(inspection_id, line.id)
+        await self.store.set_state(inspection_id, "queued", self.clock.wall())
+        line.enqueue(
+            Queued(
+                inspection_id,
+                reg.vehicle,
+                reg.inspection_type,
+                reg.items,
+                JourneyTimes(self.clock.now()),
+            )
+        )
+        return accepted_reply(reg.request_id, inspection_id, line.id)
+
+    async def _recover(self) -> None:
+        for rec in await self.store.unfinished_inspections():
+            if rec.state == "in_progress" or rec.line is None:
+                reason = "daemon restarted while the vehicle was on the line"
+                await self.store.complete_inspection(
+                    rec.id, at=self.clock.wall(), abort_reason=reason
+                )
+                log.warning("inspection %s (%s) aborted: %s", rec.id, rec.plate, reason)
+                continue
+            try:
+                runner = self.line(rec.line)
+            except KeyError:
+                await self.store.complete_inspection(
+                    rec.id,
+                    at=self.clock.wall(),
+                    abort_reason=f"line {rec.line} no longer configured",
+                )
+                continue
+            runner.enqueue(
+                Queued(
+                    rec.id,
+                    rec.vehicle,
+                    rec.inspection_type,
+                    list(rec.items),
+                    JourneyTimes(self.clock.now()),
+                )
+            )
+            log.info("inspection %s (%s) back in the queue of %s", rec.id, rec.plate, rec.line)
+
+    # --- running --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        for ln_cfg in self.cfg.lines:
+            await self.store.sync_proxy_drivers(
+                ln_cfg.id,
+                [(d.id, d.name, d.on_duty) for d in ln_cfg.proxy_drivers],
+                at=self.clock.wall(),
+            )
+        await self._recover()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for runner in self.lines:
+                    tg.create_task(runner.run(), name=f"line-{runner.id}")
+                    tg.create_task(runner.pool.run_breaks(), name=f"breaks-{runner.id}")
+                tg.create_task(self._status_ticker(), name="status")
+                self.ready.set()
+        finally:
+            for runner in self.lines:
+                await runner.pool.aclose()
+                for slot in runner.slots:
+                    await slot.procedure.close()
+            await self.devices.aclose()
+
+
+async def open_store(url: str) -> AsyncStore:
+    """The site's store, migrated to the schema this code needs."""
+    store = Store(url)
+    await asyncio.to_thread(store.upgrade)
+    return AsyncStore(store)
