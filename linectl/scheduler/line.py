@@ -310,7 +310,17 @@ class LineRunner:
         journey.cancel()
         # Waited for, not awaited: a caller cancelled now must not cancel the abort.
         await asyncio.wait([journey])
+        if self._abort_reasons.pop(inspection_id, None) is not None:
+            # Never reached an abort point: it completed first.
+            raise NotAbortable(f"inspection {inspection_id} completed before it could be aborted")
         return "on_line"
+
+    def _abort_point(self, q: Queued) -> None:
+        """Where an abort is taken even if its cancellation got lost on the way (a
+        device library that turns a cancelled request into an error the procedure
+        then handles): raises CancelledError when an abort is pending."""
+        if q.inspection_id in self._abort_reasons:
+            raise asyncio.CancelledError
 
     async def _end_queued(self, q: Queued, reason: str) -> None:
         await self.store.complete_inspection(
@@ -405,6 +415,7 @@ class LineRunner:
         if items:
             visit = Visit(q.inspection_id, q.vehicle, q.inspection_type, items, line=self.id)
             results = await slot.procedure.run(visit, guide, recorder)
+            self._abort_point(q)
         self.ctx.events.publish(
             "station_finished",
             self.clock.wall(),
@@ -426,6 +437,7 @@ class LineRunner:
             held.append(nxt)
             st.unblock(self.clock.now())
         else:
+            self._abort_point(q)
             self._completing.add(q.inspection_id)  # too late to abort from here on
             record = await self.store.complete_inspection(q.inspection_id, at=self.clock.wall())
             verdict = InspectionVerdict(record.verdict)
