@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+
+import httpx
 
 
 def test_demo_runs_whole_inspections_and_writes_its_summary(tmp_path: Path) -> None:
@@ -61,3 +66,60 @@ def test_demo_refuses_an_unknown_station_kind() -> None:
     )
     assert p.returncode == 2
     assert "--stations" in p.stderr and "Traceback" not in p.stderr
+
+
+async def test_demo_with_no_vehicles_serves_the_console_until_ctrl_c(tmp_path: Path) -> None:
+    """What a new operator does: start the demo, sign in with the printed login,
+    register a vehicle by hand, watch it finish; Ctrl-C ends with the table."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "linectl", "demo", "--vehicles", "0", "--http", "127.0.0.1:0",
+        "--time-scale", "50", "--stations", "brake", "--db", f"sqlite:///{tmp_path / 'demo.db'}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(120):
+            while not (line := (await proc.stdout.readline()).decode()).startswith("console: "):
+                assert line, "the demo ended before printing its console URL"
+            m = re.match(r"console: (http://\S+)\s+sign in as (\S+) / (\S+)", line)
+            assert m, line
+            url, name, password = m.groups()
+            async with httpx.AsyncClient(base_url=url, timeout=60) as browser:
+                page = await browser.get("/login")
+                token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+                assert token
+                r = await browser.post(
+                    "/login", data={"name": name, "password": password, "csrf_token": token[1]}
+                )
+                assert r.status_code == 303
+                home = await browser.get("/")
+                csrf = re.search(r'name="csrf-token" content="([^"]+)"', home.text)
+                assert home.status_code == 200 and csrf
+                vehicle = {
+                    "vin": "LSVAU218XN2183294", "plate": "鲁G12345", "vehicle_class": "M1",
+                    "fuel": "petrol", "axles": 2, "parking_axles": [2], "curb_mass_kg": 1320,
+                    "gross_mass_kg": 1750, "headlamp_system": 2, "max_design_speed_kmh": 180,
+                }  # fmt: skip
+                reg = {"request_id": "hall-1", "inspection_type": "new", "vehicle": vehicle,
+                       "items": ["B1", "B2", "B0", "BT"]}  # fmt: skip
+                r = await browser.post(
+                    "/api/registrations", json=reg, headers={"X-CSRF-Token": csrf[1]}
+                )
+                assert r.status_code == 200, r.text
+                iid = r.json()["inspection_id"]
+                async with browser.stream(
+                    "GET", "/api/events", params={"types": "completed"}
+                ) as ev:
+                    async for text in ev.aiter_lines():
+                        if text.startswith("data: ") and iid in text:
+                            break
+                doc = (await browser.get(f"/api/inspections/{iid}")).json()
+                assert doc["state"] == "completed" and doc["proxy_driver"]["id"].startswith("L1D")
+            proc.send_signal(signal.SIGINT)
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()[-3000:]
+    assert "鲁G12345" in out.decode() and "1 inspections" in out.decode()
