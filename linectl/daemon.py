@@ -84,7 +84,6 @@ async def _run_daemon(cfg: SiteConfig, time_scale: float, listen: str | None) ->
                 tg.create_task(upstream.run(), name="upstream")
             if http is not None:
                 tg.create_task(http.run(), name="http")
-                log.warning("console and API at %s", http.url)
     except asyncio.CancelledError:
         log.info("site %s: stopping", cfg.site_id)
     finally:

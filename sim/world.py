@@ -67,6 +67,7 @@ class Trip:
     line: str
     stations_done: list[str] = field(default_factory=list)
     finished: bool = False
+    sent_off: bool = False  # told to leave the line ("see the operator") before its end
 
 
 Behaviour = Callable[["Agent", SimStation], Awaitable[None]]
@@ -134,8 +135,13 @@ class Agent:
             await self.pause(self.habits.drive_in_s)
             io.set_inputs(k, in_position=True)
             await BEHAVIOURS.get(st.kind, passive)(self, st)
+            # A driver reads the display: sent to the operator, the trip ends here.
+            sent_off = "operator" in io.prompt(k).text
             await self.leave(k)
             self.trip.stations_done.append(st.id)
+            if sent_off:
+                self.trip.sent_off = True
+                break
         self.trip.finished = True
 
     async def leave(self, k: int) -> None:

@@ -4,15 +4,23 @@ the console's sign-in with its session cookie, CSRF and login rate limit."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import shutil
+import ssl
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
-from http_fixtures import registration, serving
+import pytest
+from http_fixtures import make_accounts, registration, serving
 from site_fixtures import offline_config, running_site
 
 from linectl.clock import Clock
+from linectl.config import HttpConfig
+from linectl.daemon import http_server
 from linectl.demo import demo_config
 from linectl.ops.actor import Actor
 from linectl.ops.auth import SessionPolicy
@@ -290,3 +298,53 @@ async def _login_headers(api: Any, role: str) -> list[tuple[str, str]]:
         )
         assert r.status_code == 303
         return list(r.headers.multi_items())
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl to make a certificate")
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_tls_serves_https_and_marks_the_session_cookie_secure(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    cert, key = certificate
+    ops, store = await offline(tmp_path)
+    try:
+        cfg = HttpConfig(listen="127.0.0.1:0", cert_file=str(cert), key_file=str(key))
+        server = http_server(ops, store, cfg)
+        server.bind()
+        await store.run(make_accounts, store.store)
+        task = asyncio.create_task(server.run())
+        try:
+            assert server.url.startswith("https://127.0.0.1:")
+            ctx = ssl.create_default_context(cafile=str(cert))
+            async with httpx.AsyncClient(base_url=server.url, verify=ctx) as c:
+                page = await c.get("/login")
+                token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+                r = await c.post(
+                    "/login",
+                    data={"name": "viewer", "password": "pw-viewer-secret", "csrf_token": token},
+                )
+                assert r.status_code == 303
+                cookie = next(
+                    v for k, v in r.headers.multi_items() if k == "set-cookie" and "session" in v
+                )
+                assert "Secure" in cookie and "HttpOnly" in cookie
+                assert (await c.get("/api/lines")).status_code == 200
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    finally:
+        await store.aclose()
