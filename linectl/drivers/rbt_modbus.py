@@ -149,6 +149,15 @@ class RbtModbus:
             lift_up=bit("LIFT_UP"),
         )
 
+    async def lift_is_up(self) -> bool:
+        """Input 4 alone (one request): the lift has arrived at its top. It changes
+        only when the lift arrives at an end, so after LIFT_DOWN it stays 1
+        until the lift is down."""
+        di0 = MAP["IN_POSITION"].address
+        di_end = MAP.span("discrete_inputs")[1]  # type: ignore[index]
+        bits = await self.bus.read_discrete_inputs(self.unit, di0, di_end - di0)
+        return bits[MAP["LIFT_UP"].address - di0]
+
     async def command(self, cmd: RbtCommand) -> None:
         await self.bus.write_register(self.unit, MAP["COMMAND"].address, int(RbtCommand(cmd)))
 

@@ -2,9 +2,10 @@
 
 The line is a pipeline, one vehicle per station. A queued vehicle is called
 when the first station is free: its proxy driver is drawn at that moment
-(among the idle drivers, see pool.py), the guide display shows DRIVE_IN with
-its plate and the entry light turns green. At each station the procedure
-runs; then the vehicle moves on as soon as the next station is free (until
+(among the idle drivers, see pool.py), and once the station's photo switches
+say it is empty and its procedure has made it ready (`Procedure.prepare`),
+the guide display shows DRIVE_IN with its plate and the entry light turns
+green. At each station the procedure runs; then the vehicle moves on as soon as the next station is free (until
 then its display shows WAIT and the station counts as blocked). A station
 is free again when its photo switches say so (IN_POSITION 0, EXIT_CLEAR 1).
 After the last station the inspection is completed (verdict, result and
@@ -395,6 +396,11 @@ class LineRunner:
         slot.state, slot.plate, slot.inspection_id = "calling", q.plate, q.inspection_id
         st.occupy(self.clock.now())
         self._changed()
+        # Called in only into an empty station (its photo switches, not our lock, say
+        # so: a vehicle may stand there across a restart) that is ready for it (the
+        # brake tester's lift up).
+        await guide.wait_inputs(lambda i: i.free)
+        await slot.procedure.prepare()
         await guide.show(Prompt.DRIVE_IN, q.plate)
         await guide.entry_light(True)
         await guide.wait_inputs(lambda i: i.in_position)

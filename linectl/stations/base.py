@@ -152,6 +152,12 @@ class Procedure(abc.ABC):
     def device_health(self) -> dict[str, bool]:
         """Each device of the station: is it answering."""
 
+    async def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Make the station ready to receive a vehicle; the line calls it before every
+        DRIVE_IN and does not call the vehicle in until it returns. A device that
+        must be in a position first (the brake tester's lift) is put there and
+        waited for, however long it takes to answer again."""
+
     @abc.abstractmethod
     async def run(self, visit: Visit, guide: Guide, recorder: Recorder) -> list[ItemResult]:
         """Measure and judge `visit.items`; every item comes back exactly once."""

@@ -1,14 +1,24 @@
 """The brake station's procedure: roller brake tester with axle scale.
 
-Per axle, as devices.md section 1 and standards.md prescribe:
-wait for the axle on the rollers -> STOP_HERE -> lift down -> WEIGH ->
-RELEASE_BRAKE -> BRAKE (drag phase, brake released) -> APPLY_BRAKE 2.0 s
-after BRAKE -> the controller stops on slip or its time limit -> judge the
-axle; on a parking axle the same run again behind APPLY_PARKING_BRAKE; then
-DRIVE_FORWARD to the next axle. After the last axle: B0 over the parking
-runs and BT over all axles. The ring buffer is read while the run goes, so
-no sample is lost; an overrun or a device fault makes the item not judged
-with the reason, never pass or fail.
+Before a vehicle is called in (`prepare`), the lift is raised and waited
+for: its position at power-up is whatever it was, and a vehicle drives onto
+the rollers only with the lift up. Then per axle, as devices.md section 1
+and standards.md prescribe: wait for the axle on the rollers -> STOP_HERE ->
+LIFT_DOWN and wait for input 4 = 0 -> WEIGH -> RELEASE_BRAKE -> BRAKE (drag
+phase, brake released) -> APPLY_BRAKE 2.0 s after BRAKE -> the controller
+stops on slip or its time limit -> judge the axle; on a parking axle the
+same run again behind APPLY_PARKING_BRAKE; then LIFT_UP, wait for input 4 =
+1, DRIVE_FORWARD to the next axle. After the last axle: B0 over the parking
+runs and BT over all axles, and the lift up (waited for) before the line
+shows DRIVE_OUT. The ring buffer is read while the run goes, so no sample
+is lost; an overrun or a device fault makes the item not judged with the
+reason, never pass or fail.
+
+A lift that does not reach the commanded end within 5 s is a device fault
+(devices.md): every item not yet produced is not judged (`lift_fault`), the
+vehicle is released, and the next vehicle is not called in until the lift,
+with nothing on it, has gone down and up again in time (`prepare` keeps
+trying).
 """
 
 from __future__ import annotations
@@ -41,10 +51,18 @@ AXLE_ARRIVAL_TIMEOUT_S = 120.0
 # and read as a weak brake.
 APPLY_LATE_S = 4.0
 POLL_S = 0.15
+LIFT_TIMEOUT_S = 5.0  # devices.md: a lift that does not arrive within 5 s is a device fault
+LIFT_POLL_S = 0.1
+LIFT_RETRY_S = 10.0  # between tries at a lift that failed, before the next vehicle
+LIFT_FAULT = "lift_fault"
 
 
 class BrakeFault(DeviceError):
     """The controller reported FAULT (sensor, motor, refused command)."""
+
+
+class LiftFault(DeviceError):
+    """The lift did not reach the commanded end in time."""
 
 
 class RunUntrusted(DeviceError):
@@ -57,6 +75,14 @@ class RunUntrusted(DeviceError):
 
 def _run_reason(e: DeviceError) -> str:
     return e.reason if isinstance(e, RunUntrusted) else "overrun"
+
+
+def _fault_reason(e: DeviceError) -> str:
+    if isinstance(e, LiftFault):
+        return LIFT_FAULT
+    if isinstance(e, RingOverrun):
+        return "overrun"
+    return f"device_fault: {e}"
 
 
 @dataclass
@@ -73,31 +99,63 @@ class BrakeProcedure(Procedure):
     def __init__(self, cfg: StationConfig, ctx: SiteContext, rbt: RbtModbus) -> None:
         super().__init__(cfg, ctx)
         self.rbt = rbt
+        self._lift_failed = False  # since the last lift fault the lift has not shown it works
 
     def device_health(self) -> dict[str, bool]:
         return {self.rbt.id: self.rbt.health.ok}
+
+    async def prepare(self) -> None:
+        """The lift up before the vehicle is called in. After a lift fault the lift
+        must first show it works again, down and up with nothing on it, however
+        long that takes (logged once, and once when it works)."""
+        failing = False
+        while True:
+            try:
+                if self._lift_failed:
+                    await self._lift(up=False)
+                await self._lift(up=True)
+            except DeviceError as e:
+                if not failing:
+                    log.warning("%s: %s; the next vehicle waits for the lift", self.id, e)
+                    failing = True
+                await self.clock.sleep(LIFT_RETRY_S)
+                continue
+            if failing or self._lift_failed:
+                log.warning("%s: the lift works again", self.id)
+            self._lift_failed = False
+            return
 
     async def run(self, visit: Visit, guide: Guide, recorder: Recorder) -> list[ItemResult]:
         started = self.clock.wall()
         done: list[ItemResult] = []
         try:
-            done = await self._inspect(visit, guide, recorder)
+            await self._inspect(visit, guide, recorder, done)
         except DeviceError as e:
             log.warning("%s: %s: %s", self.id, visit.plate, e)
-            reason = "overrun" if isinstance(e, RingOverrun) else f"device_fault: {e}"
-            done = await self.not_judged_rest(recorder, visit, done, reason, self.rbt.id, started)
-        finally:
-            # Leave the lift up so the vehicle can drive off whatever happened.
             with contextlib.suppress(DeviceError):
-                await self.rbt.command(RbtCommand.LIFT_UP)
+                # A run cut short on our side still turns the rollers, and a running
+                # controller ignores every command but STOP (the lift's included).
+                if (await self.rbt.status()).state == RbtState.RUNNING:
+                    await self.rbt.command(RbtCommand.STOP)
+            done = await self.not_judged_rest(
+                recorder, visit, done, _fault_reason(e), self.rbt.id, started
+            )
+        finally:
+            # The vehicle drives off only with the lift up, whatever happened.
+            try:
+                await self._lift(up=True)
+            except DeviceError as e:
+                log.warning("%s: %s: %s", self.id, visit.plate, e)
         return done
 
-    async def _inspect(self, visit: Visit, guide: Guide, recorder: Recorder) -> list[ItemResult]:
+    async def _inspect(
+        self, visit: Visit, guide: Guide, recorder: Recorder, out: list[ItemResult]
+    ) -> None:
+        """Every item into `out` as it is recorded (so a fault leaves only the rest)."""
         v = visit.vehicle
         limits = self.ctx.limits.brake
         items = set(visit.items)
         need_all_axles = "BT" in items
-        out: list[ItemResult] = []
         axle_results: list[ItemResult] = []
         parking_runs: list[tuple[int, BrakeCurve, bool]] = []
         total_load = 0.0
@@ -108,7 +166,7 @@ class BrakeProcedure(Procedure):
         for n in range(1, v.axles + 1):
             await self._wait_axle(arrive=True)
             await guide.show(Prompt.STOP_HERE, f"axle {n}")
-            await self.rbt.command(RbtCommand.LIFT_DOWN)
+            await self._lift(up=False)
             left_kg, right_kg = await self._weigh()
             total_load += left_kg + right_kg
             code = f"B{n}"
@@ -146,18 +204,30 @@ class BrakeProcedure(Procedure):
                     out.append(await self.record(recorder, visit, res, self.rbt.id, started))
                     items.discard("B0")
             if n < v.axles:
-                await self.rbt.command(RbtCommand.LIFT_UP)
+                await self._lift(up=True)
                 await guide.show(Prompt.DRIVE_FORWARD, f"axle {n + 1}")
                 await self._wait_axle(arrive=False)
-        await self.rbt.command(RbtCommand.LIFT_UP)
 
+        # The lift goes up in run()'s finally, after the judgement: the data is complete.
         if "B0" in items:
             res = judge_parking(parking_runs, total_load, v, limits)
             out.append(await self.record(recorder, visit, res, self.rbt.id, started))
         if "BT" in items:
             res = judge_total(axle_results, limits)
             out.append(await self.record(recorder, visit, res, self.rbt.id, started))
-        return out
+
+    async def _lift(self, up: bool) -> None:
+        """Move the lift and wait until input 4 says it has arrived, or LiftFault."""
+        cmd = RbtCommand.LIFT_UP if up else RbtCommand.LIFT_DOWN
+        await self.rbt.command(cmd)
+        deadline = self.clock.now() + LIFT_TIMEOUT_S
+        while await self.rbt.lift_is_up() != up:
+            if self.clock.now() > deadline:
+                self._lift_failed = True
+                raise LiftFault(
+                    f"the lift was not {'up' if up else 'down'} {LIFT_TIMEOUT_S:.0f} s after {cmd.name}"
+                )
+            await self.clock.sleep(LIFT_POLL_S)
 
     async def _status(self) -> RbtStatus:
         st = await self.rbt.status()

@@ -6,7 +6,13 @@ opacimeter (nht6); the vehicle's fuel picks the test.
 
 Two-speed idle (standards.md, GB 18285): the analyser must be warm, pass its
 leak check (once a day, and whenever it reports a failed one) and is zeroed
-before every vehicle. INSERT_PROBE, then wait until the bench sees exhaust.
+before every vehicle. Each of those runs for a while on the analyser (up to
+30 s, devices.md) and shows in STATUS: no command is sent while STATUS says
+one still runs (a back-flush after the last vehicle, typically), and after
+an accepted one STATUS is read until it clears; a reading less than a
+refresh (1 s) after the command is not believed, since the analyser may not
+have refreshed STATUS since. An analyser still busy after 60 s leaves EX not
+judged (`analyser_busy`). INSERT_PROBE, then wait until the bench sees exhaust.
 Each phase (ENGINE_HIGH_IDLE, then ENGINE_IDLE) starts with the first
 reading inside the phase's rpm band; readings are taken once a second of
 clock time; the first `settle` are ignored, the next `measure` averaged. A
@@ -16,10 +22,15 @@ is given again (a new SEQ) and the phase starts over, up to the site's
 (`invalid_phase`), never judged from a broken phase. REMOVE_PROBE and a
 back-flush close the test.
 
-Free acceleration (GB 3847): the opacimeter is zeroed with the probe out,
-INSERT_PROBE, then `emission.purge_accelerations` unmeasured accelerations
-and the measured ones: for each, clear the peaks, ACCELERATE_FULLY, watch the
-rpm rise and fall back to idle, read the peak K. EX is the mean of the peaks.
+Free acceleration (GB 3847): the opacimeter is zeroed with the probe out and
+its clean-air reading watched until it reads 0 (the zero applied: the echo
+comes at once, the zero takes seconds), INSERT_PROBE, then
+`emission.purge_accelerations` unmeasured accelerations and the measured
+ones: for each, clear the peaks and read them until the old peak is gone
+(no higher than the live reading), ACCELERATE_FULLY, watch the rpm rise and
+fall back to idle, read the peak K. EX is the mean of the peaks. A zero or a
+clear that does not show in time leaves EX not judged
+(`opacimeter_not_zeroed`, `peaks_not_cleared`).
 
 A device fault, or any garbled data on the instrument's port while the test
 runs, leaves EX not judged with the reason; the probe always comes out.
@@ -62,6 +73,13 @@ READ_PERIOD_S = 1.0  # standards.md: one reading a second
 READY_TIMEOUT_S = 900.0  # a cold analyser warms up in minutes
 BUSY_RETRY_S = 2.0
 OPERATION_TIMEOUT_S = 60.0  # zero, leak check, back-flush: up to 30 s by devices.md
+# devices.md: values (STATUS too) refresh once a second; a reading taken sooner
+# after an accepted command may show the analyser as it was before it.
+STATUS_STALE_S = 1.2
+ZERO_TIMEOUT_S = 15.0  # the opacimeter's zero takes seconds
+CLEAR_TIMEOUT_S = 5.0  # the peak memory restarts at the end of a measuring cycle
+ZERO_READS_K = 0.005  # m^-1: below the frame's resolution (0.01): reads 0.00
+PEAK_CLEARED_K = 0.02  # m^-1: a peak no higher than live + this is a fresh one
 LEAK_CHECK_EVERY_S = 24 * 3600.0
 PROBE_TIMEOUT_S = 60.0
 PROBE_OUT_S = 3.0  # for the probe to come out before the vehicle may move
@@ -77,7 +95,9 @@ ACCEL_END_TIMEOUT_S = 20.0
 BETWEEN_ACCELERATIONS_S = 5.0
 
 GARBLED = "garbled_data"
-NOT_READY = NhaStatus.WARMING_UP | NhaStatus.ZEROING | NhaStatus.LEAK_CHECK_OR_BACK_FLUSH
+BUSY = NhaStatus.ZEROING | NhaStatus.LEAK_CHECK_OR_BACK_FLUSH
+NOT_READY = NhaStatus.WARMING_UP | BUSY
+ANALYSER_BUSY = "analyser_busy"
 
 
 class EmissionAborted(Exception):
@@ -101,6 +121,7 @@ class EmissionProcedure(Procedure):
         self.gas = gas
         self.smoke = smoke
         self._leak_checked_at: float | None = None
+        self._accepted_at = float("-inf")  # clock time of the analyser's last accepted command
 
     def _devices(self) -> list[SerialDevice]:
         return [d for d in (self.gas, self.smoke) if d is not None]
@@ -177,26 +198,37 @@ class EmissionProcedure(Procedure):
 
     async def _analyser_ready(self, gas: Nha503, guide: Guide) -> None:
         """Warm, leak-tight (checked daily) and zeroed, or EmissionAborted."""
-        f = await self._until_ready(gas, guide, READY_TIMEOUT_S)
+        f = await self._until_ready(gas, guide)
         now = self.clock.now()
         due = self._leak_checked_at is None or now - self._leak_checked_at > LEAK_CHECK_EVERY_S
         if due or f.status & NhaStatus.LEAK_CHECK_FAILED:
-            await self._operation(gas, gas.leak_check, "leak check")
-            f = await self._until_ready(gas, guide, OPERATION_TIMEOUT_S)
+            f = await self._operation(gas, guide, gas.leak_check, "leak check")
             if f.status & NhaStatus.LEAK_CHECK_FAILED:
                 raise EmissionAborted("device_fault: gas analyser leak check failed")
             self._leak_checked_at = self.clock.now()
-        await self._operation(gas, gas.zero, "zero")
-        await self._until_ready(gas, guide, OPERATION_TIMEOUT_S)
+        await self._operation(gas, guide, gas.zero, "zero")
 
-    async def _until_ready(self, gas: Nha503, guide: Guide, timeout_s: float) -> GasFrame:
-        deadline = self.clock.now() + timeout_s
+    async def _until_ready(self, gas: Nha503, guide: Guide) -> GasFrame:
+        """Read once a second until STATUS shows nothing running and no warm-up.
+
+        Warm-up may take minutes (READY_TIMEOUT_S); a zero, leak check or
+        back-flush still running OPERATION_TIMEOUT_S after it was first seen is
+        a stuck analyser. A reading too soon after our last accepted command
+        is not believed (STATUS_STALE_S)."""
+        start = self.clock.now()
+        busy_since: float | None = None
         told = False
         while True:
+            await self.clock.sleep_until(self._accepted_at + STATUS_STALE_S)
             f = await gas.read()
+            now = self.clock.now()
             if not f.status & NOT_READY:
                 return f
-            if self.clock.now() > deadline:
+            if f.status & BUSY:
+                busy_since = now if busy_since is None else busy_since
+                if now - busy_since > OPERATION_TIMEOUT_S:
+                    raise EmissionAborted(ANALYSER_BUSY, status=f"{int(f.status):#04x}")
+            elif now - start > READY_TIMEOUT_S:
                 raise EmissionAborted(f"device_not_ready: gas analyser status {int(f.status):#04x}")
             if f.status & NhaStatus.WARMING_UP and not told:
                 await guide.show(Prompt.WAIT, "gas analyser warming up")
@@ -204,16 +236,22 @@ class EmissionProcedure(Procedure):
             await self.clock.sleep(READ_PERIOD_S)
 
     async def _operation(
-        self, gas: Nha503, send: Callable[[], Awaitable[NhaReply]], what: str
-    ) -> None:
-        """Start a zero or leak check; the analyser answers busy while another runs."""
+        self, gas: Nha503, guide: Guide, send: Callable[[], Awaitable[NhaReply]], what: str
+    ) -> GasFrame:
+        """Run a zero or leak check to its end: sent only on a ready STATUS, then
+        STATUS read until the operation has cleared; the reading after it."""
         deadline = self.clock.now() + OPERATION_TIMEOUT_S
         while True:
+            await self._until_ready(gas, guide)
             reply = await send()
             if reply is NhaReply.ACCEPTED:
-                return
+                self._accepted_at = self.clock.now()
+                return await self._until_ready(gas, guide)
+            # Busy or refused although STATUS said ready: another party, or a STATUS
+            # not yet refreshed. Look again rather than insist.
+            log.warning("%s: gas analyser answered %s to %s", self.id, reply.name.lower(), what)
             if self.clock.now() > deadline:
-                raise EmissionAborted(f"device_not_ready: gas analyser {what} {reply.name.lower()}")
+                raise EmissionAborted(ANALYSER_BUSY, refused=what)
             await self.clock.sleep(BUSY_RETRY_S)
 
     async def _wait_probe(self, gas: Nha503) -> None:
@@ -315,9 +353,14 @@ class EmissionProcedure(Procedure):
         await guide.show(Prompt.REMOVE_PROBE)
         await self.clock.sleep(PROBE_OUT_S)
         if gas is not None:
-            # Blow the sample line clean for the next vehicle; it may still be busy.
+            # Blow the sample line clean for the next vehicle. It runs on while the
+            # vehicle leaves; the next zero waits for its STATUS to clear.
             with contextlib.suppress(DeviceError):
-                await gas.back_flush()
+                f = await gas.read()
+                if self.clock.now() - self._accepted_at < STATUS_STALE_S or f.status & NOT_READY:
+                    log.warning("%s: gas analyser busy after the test: no back-flush", self.id)
+                elif await gas.back_flush() is NhaReply.ACCEPTED:
+                    self._accepted_at = self.clock.now()
 
     # --- diesel: free acceleration -------------------------------------------------
 
@@ -327,7 +370,7 @@ class EmissionProcedure(Procedure):
             raise EmissionAborted(f"no_instrument: station {self.id} has no nht6 opacimeter")
         limits = self.ctx.limits.emission
         emission = self.ctx.config.emission
-        await smoke.zero()  # in clean air, before the probe goes in
+        await self._zero_opacimeter(smoke)  # in clean air, before the probe goes in
         probe_in = False
         peaks: list[float] = []
         try:
@@ -341,7 +384,7 @@ class EmissionProcedure(Procedure):
                 )
             n = limits.measured_accelerations
             for i in range(n):
-                await smoke.clear_peaks()
+                await self._clear_peaks(smoke, garbled)
                 await self._accelerate(smoke, guide, f"measured {i + 1}/{n}", garbled)
                 peak = await smoke.peaks()
                 self._clean(smoke, garbled)
@@ -350,6 +393,36 @@ class EmissionProcedure(Procedure):
             if probe_in:
                 await self._probe_out(guide, None)
         return judge_free_acceleration(peaks, limits, self.ctx.limit_set)
+
+    async def _zero_opacimeter(self, smoke: Nht6) -> None:
+        """A4, then the live reading until it shows the zero applied (0.00 in clean air)."""
+        garbled = smoke.garbled
+        await smoke.zero()
+        deadline = self.clock.now() + ZERO_TIMEOUT_S
+        while True:
+            await self.clock.sleep(SMOKE_POLL_S)
+            live = await smoke.realtime()
+            self._clean(smoke, garbled)
+            if live.k_per_m < ZERO_READS_K:
+                return
+            if self.clock.now() > deadline:
+                raise EmissionAborted("opacimeter_not_zeroed", k_per_m=live.k_per_m)
+
+    async def _clear_peaks(self, smoke: Nht6, garbled: int) -> None:
+        """A7, then the peaks until the old one is gone (no higher than the live K)."""
+        await smoke.clear_peaks()
+        deadline = self.clock.now() + CLEAR_TIMEOUT_S
+        while True:
+            await self.clock.sleep(SMOKE_POLL_S)
+            peak = await smoke.peaks()
+            live = await smoke.realtime()
+            self._clean(smoke, garbled)
+            if peak.k_per_m <= live.k_per_m + PEAK_CLEARED_K:
+                return
+            if self.clock.now() > deadline:
+                raise EmissionAborted(
+                    "peaks_not_cleared", peak_k_per_m=peak.k_per_m, k_per_m=live.k_per_m
+                )
 
     def _clean(self, dev: SerialDevice, garbled: int) -> None:
         if dev.garbled != garbled:

@@ -2,12 +2,19 @@
 
 For every lamp the visit asks for (H1..H4 are L, LI, RI, R): HIGH_BEAM_ON,
 time for the driver to switch, MEA, poll RES while the head searches (2 to
-4 s), then the same with LOW_BEAM_ON. "No lamp found" usually means the
-driver has not switched yet: the prompt is given again (a new SEQ) and the
-lamp measured again, a few times, before the lamp is given up as not judged.
+4 s), then the same with LOW_BEAM_ON. The inner lamps of a four-lamp system
+(LI, RI) have a high beam only (devices.md section 5, standards.md): only
+their high beam is measured. "No lamp found" usually means the driver has
+not switched yet: the prompt is given again (a new SEQ) and the lamp
+measured again, a few times, before the lamp is given up as not judged.
 Judgement waits for every lamp, since the four-lamp pair rule needs them all
 (headlamp_judge.py); a lamp that could not be measured is not judged, with
 the reason, and never counts towards the pair rule.
+
+A head still searching 10 s after MEA (devices.md promises 2 to 4 s) has
+failed: that lamp and every lamp not yet measured are not judged
+(`head_timeout`), the head is sent home (RST) and the vehicle released; the
+next vehicle finds the tester answering or not on its own.
 
 A measurement needs both beams read cleanly: if the port saw garbled data
 (a broken reply, stray bytes, or the tester telling us it got a broken
@@ -38,6 +45,8 @@ POLL_S = 0.5
 SEARCH_TIMEOUT_S = 10.0  # the head promises 2 to 4 s
 LAMP_ATTEMPTS = 3  # the first try and two more prompts
 BEAMS = (("H", Prompt.HIGH_BEAM_ON, "high"), ("L", Prompt.LOW_BEAM_ON, "low"))
+INNER_LAMPS = ("LI", "RI")  # four-lamp systems: high beam only
+HEAD_TIMEOUT = "head_timeout"
 
 GARBLED = "garbled_data"
 REASONS = {
@@ -54,6 +63,15 @@ class LampNotMeasured(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class HeadTimeout(Exception):
+    """The head did not find the lamp in time: the tester is not to be trusted now."""
+
+
+def beams_of(lamp: str) -> tuple[tuple[str, Prompt, str], ...]:
+    """The beams to measure on `lamp`: the inner lamps have no low beam."""
+    return BEAMS[:1] if lamp in INNER_LAMPS else BEAMS
 
 
 class HeadlampProcedure(Procedure):
@@ -76,7 +94,7 @@ class HeadlampProcedure(Procedure):
         failed: dict[str, ItemResult] = {}
         try:
             await self.tester.reset()
-            for lamp in lamps:
+            for i, lamp in enumerate(lamps):
                 try:
                     readings += await self._lamp(guide, lamp)
                 except LampNotMeasured as e:
@@ -84,6 +102,11 @@ class HeadlampProcedure(Procedure):
                         "%s: %s lamp %s not measured: %s", self.id, visit.plate, lamp, e.reason
                     )
                     failed[lamp] = not_judged(LAMP_ITEMS[lamp], e.reason, lamp=lamp)
+                except HeadTimeout as e:
+                    log.warning("%s: %s lamp %s: %s", self.id, visit.plate, lamp, e)
+                    for rest in lamps[i:]:
+                        failed[rest] = not_judged(LAMP_ITEMS[rest], HEAD_TIMEOUT, lamp=rest)
+                    break
         except DeviceError as e:
             log.warning("%s: %s: %s", self.id, visit.plate, e)
             done = {r.lamp for r in readings} | set(failed)
@@ -117,7 +140,8 @@ class HeadlampProcedure(Procedure):
         before = self.tester.garbled
         try:
             out = [
-                await self._beam(guide, lamp, beam, prompt, name) for beam, prompt, name in BEAMS
+                await self._beam(guide, lamp, beam, prompt, name)
+                for beam, prompt, name in beams_of(lamp)
             ]
         except GarbledFrame as e:
             log.info("%s: lamp %s: %s", self.id, lamp, e)
@@ -160,6 +184,6 @@ class HeadlampProcedure(Procedure):
                     )
                 return r
             if self.clock.now() > deadline:
-                raise LampNotMeasured(
-                    f"device_fault: head still searching after {SEARCH_TIMEOUT_S:.0f} s"
+                raise HeadTimeout(
+                    f"the head still searched {SEARCH_TIMEOUT_S:.0f} s after MEA,{lamp},{beam}"
                 )
