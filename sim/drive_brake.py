@@ -5,7 +5,10 @@ follows the display: foot off the pedal on RELEASE_BRAKE, press it (after a
 reaction time) on APPLY_BRAKE, pull the parking brake on
 APPLY_PARKING_BRAKE, roll to the next axle on DRIVE_FORWARD, leave on
 DRIVE_OUT. Each axle is an `AxleOnRollersModel` that the tester emulator
-samples; what the driver does changes the forces it sees.
+samples; what the driver does changes the forces it sees. A driver rolls on
+or off the rollers when told, lift or no lift, as real ones do: the tester
+emulator reports it to the referee when the lift was not up, and the driver
+tells it when an APPLY prompt came (too early, or with no run going).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ async def drive_brake(agent: Agent, st: SimStation) -> None:
             if code == Prompt.RELEASE_BRAKE:
                 axles[i].release()
             elif code in (Prompt.APPLY_BRAKE, Prompt.APPLY_PARKING_BRAKE):
+                rbt.apply_shown(blk.shown_at, parking=code == Prompt.APPLY_PARKING_BRAKE)
                 await agent.react()
                 axles[i].apply(agent.clock.now(), parking=code == Prompt.APPLY_PARKING_BRAKE)
             elif code == Prompt.DRIVE_FORWARD and i + 1 < len(axles):

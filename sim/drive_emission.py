@@ -8,6 +8,10 @@ go on ACCELERATE_FULLY, pulls the probe on REMOVE_PROBE. Holding 2500 rpm by
 foot for 45 s is hard: now and then the foot sags out of the band in the
 middle of a phase, as real drivers' do, and the line repeats the phase; a
 driver told again is more careful. An electric vehicle just waits to be sent on.
+The driver tells the referee of an INSERT_PROBE shown while an instrument
+is not ready for exhaust (the analyser zeroing, checking for leaks or
+back-flushing; the opacimeter zeroing) and of an ACCELERATE_FULLY shown
+while the opacimeter still holds the peak of an earlier acceleration.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from linectl.drivers.lineio_modbus import Prompt
+from linectl.vehicle import Fuel
 from sim.exhaust import Engine
 
 if TYPE_CHECKING:
@@ -30,6 +35,26 @@ SAG_S = (2.0, 4.0)
 HIGH_IDLE_AIM_RPM = 90.0  # how far from the nominal speed a driver holds it
 PROBE_S = (1.5, 3.0)
 HOLD_FULL_S = (1.5, 2.5)
+
+
+def _referee_checks(agent: Agent, st: SimStation, code: Prompt, diesel: bool) -> None:
+    """What the driver sees wrong; each probe goes into its own instrument's test."""
+    gas = None if diesel else st.devices.get("nha503")
+    smoke = st.devices.get("nht6") if diesel else None
+    now = agent.clock.now()
+    note = agent.world.referee.note
+    if code == Prompt.INSERT_PROBE:
+        if gas is not None and (op := gas.operation()) is not None:
+            note(now, gas.name, "probe_in_busy", f"INSERT_PROBE while the analyser's {op} runs")
+        if smoke is not None and smoke.zeroing:
+            note(now, smoke.name, "probe_in_zeroing", "INSERT_PROBE while the opacimeter zeroes")
+    elif code == Prompt.ACCELERATE_FULLY and smoke is not None and smoke.old_peak_held:
+        note(
+            now,
+            smoke.name,
+            "accelerate_peak_held",
+            "ACCELERATE_FULLY while the opacimeter still holds the last peak (clear not taken yet)",
+        )
 
 
 @behaviour("emission")
@@ -49,6 +74,7 @@ async def drive_emission(agent: Agent, st: SimStation) -> None:
             code = Prompt((await agent.next_prompt(st.index)).code)
             if code == Prompt.DRIVE_OUT:
                 return
+            _referee_checks(agent, st, code, diesel=ex.fuel is Fuel.DIESEL)
             await agent.react()
             now = clock.now()
             if code == Prompt.INSERT_PROBE:

@@ -5,7 +5,9 @@ after a reaction time; now and then a driver is slow to find the switch, so
 the tester's head may find the wrong beam lit and the line has to ask again.
 Asked again for the same beam, a driver pays attention. The lamps go off on
 DRIVE_OUT. The tester emulator sees the vehicle's lamps through a
-`LampSwitch` for as long as the car stands at the station.
+`LampSwitch` for as long as the car stands at the station. Sent off with the
+tester's head still out (no RST since its last MEA), the driver tells the
+referee: the head stands in the vehicle's way.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ async def drive_headlamp(agent: Agent, st: SimStation) -> None:
                     await agent.react()
                 lamps.switch(BEAMS[code], agent.clock.now())
             elif code == Prompt.DRIVE_OUT:
+                if tester is not None and tester.head_out:
+                    agent.world.referee.note(
+                        agent.clock.now(),
+                        tester.name,
+                        "drive_out_head_out",
+                        "DRIVE_OUT with the head not homed (no RST after the last MEA)",
+                    )
                 return
             last = code
     finally:

@@ -4,12 +4,20 @@ One command byte in, the reply out, byte for byte: 0x81 gives the 21-byte
 reading, the other commands 06 (accepted), 05 (busy: a zero, leak check or
 back-flush still runs) or 15 (refused during warm-up; any unknown byte). The
 analyser warms up after power-on (`start()`), zeroes, checks for leaks and
-back-flushes for a while of clock time, with its STATUS bits telling so.
-Values refresh once a second of clock time: every read within one second
-gets the same values. What the probe sees comes from the `Engine` of the
-vehicle the world placed at the station (`place_vehicle`); with the probe
-out, or no vehicle, the bench sees air (lambda 0: not computable).
-Tests inject faults: `leak_fault` (the next leak check fails), `low_flow`.
+back-flushes for a while of clock time (8, 12 and 20 s unless told), with
+its STATUS bits telling so. Values refresh once a second of clock time, at
+the whole second: every read within one second gets the values, STATUS
+included, as they were at its start. So a reading taken just after a
+command was accepted still says "ready": the line computer that trusts it
+has not waited for the operation at all. What the probe sees comes from the
+`Engine` of the vehicle the world placed at the station (`place_vehicle`);
+with the probe out, or no vehicle, the bench sees air (lambda 0: not
+computable). Tests inject faults: `leak_fault` (the next leak check fails),
+`low_flow`, `stuck_busy` (a running operation never ends).
+
+Referee (sim/referee.py): a command answered busy (05) or refused (15) is a
+violation; the world reports a probe inserted while an operation runs
+(`operation()`).
 """
 
 from __future__ import annotations
@@ -34,11 +42,19 @@ from linectl.drivers.framing import (
     encode_gas_frame,
 )
 from sim.exhaust import AIR, Engine
+from sim.referee import Referee
 from sim.serial_emulator import SerialEmulator
 
 FLOW_L_MIN = 12.0
 LOW_FLOW_L_MIN = 3.5
 AMBIENT_C = 20.0
+COMMAND_NAMES = {
+    NHA_ZERO: "zero",
+    NHA_LEAK_CHECK: "leak check",
+    NHA_BACK_FLUSH: "back-flush",
+    NHA_PUMP_OFF: "pump off",
+    NHA_PUMP_ON: "pump on",
+}
 
 
 class GasAnalyserEmulator(SerialEmulator):
@@ -51,8 +67,10 @@ class GasAnalyserEmulator(SerialEmulator):
         leak_check_s: float = 12.0,
         back_flush_s: float = 20.0,
         seed: int = 0,
+        name: str = "nha503",
+        referee: Referee | None = None,
     ) -> None:
-        super().__init__(clock)
+        super().__init__(clock, name=name, referee=referee)
         self.warmup_s = warmup_s
         self.durations = {
             NHA_ZERO: zero_s,
@@ -64,16 +82,19 @@ class GasAnalyserEmulator(SerialEmulator):
         self.leak_fault = False
         self.low_flow = False
         self.leak_failed = False
+        self.stuck_busy = False  # a fault: the running operation never ends
         self.commands: list[int] = []  # every command byte taken, for tests
         self._powered_at = clock.now()
-        self._op: tuple[int, float] | None = None  # (command, until)
+        self._op: tuple[int, float, float] | None = None  # (command, from, until)
         self._rng = random.Random(seed)
         self._second: int | None = None
         self._frame = b""
 
     @classmethod
-    def for_device(cls, clock: Clock, cfg: DeviceConfig) -> GasAnalyserEmulator:
-        return cls(clock, seed=zlib.crc32(cfg.id.encode()))
+    def for_device(
+        cls, clock: Clock, cfg: DeviceConfig, referee: Referee | None = None
+    ) -> GasAnalyserEmulator:
+        return cls(clock, seed=zlib.crc32(cfg.id.encode()), name=cfg.id, referee=referee)
 
     async def start(self, device_path: str | None = None) -> str:
         self._powered_at = self.clock.now()
@@ -87,13 +108,20 @@ class GasAnalyserEmulator(SerialEmulator):
     def _running(self, t: float) -> int | None:
         if self._op is None:
             return None
-        cmd, until = self._op
-        if t < until:
+        cmd, since, until = self._op
+        if t < since:
+            return None  # a look back at a moment before it began (a refresh)
+        if t < until or self.stuck_busy:
             return cmd
         self._op = None
         if cmd == NHA_LEAK_CHECK:
             self.leak_failed = self.leak_fault
         return None
+
+    def operation(self, t: float | None = None) -> str | None:
+        """The zero, leak check or back-flush running at `t` (now), or None."""
+        op = self._running(self.clock.now() if t is None else t)
+        return COMMAND_NAMES.get(op) if op is not None else None
 
     def status(self, t: float | None = None) -> NhaStatus:
         t = self.clock.now() if t is None else t
@@ -121,16 +149,23 @@ class GasAnalyserEmulator(SerialEmulator):
         if b == NHA_READ:
             return self._reading(t)
         if b not in NHA_COMMANDS:
+            self.violation("unknown_command", f"unknown command byte {b:02X}: refused (15)")
             return bytes([NhaReply.REFUSED])
+        what = COMMAND_NAMES[b]
         if t < self._powered_at + self.warmup_s:
+            self.violation("command_refused", f"{what} during warm-up: refused (15)")
             return bytes([NhaReply.REFUSED])
-        if self._running(t) is not None:
+        if (op := self._running(t)) is not None:
+            self.violation(
+                "command_busy", f"{what} while the {COMMAND_NAMES[op]} still runs: busy (05)"
+            )
             return bytes([NhaReply.BUSY])
         self.commands.append(b)
         if b in self.durations:
-            self._op = (b, t + self.durations[b])
+            # The STATUS of this second's reading stays as it was (refreshed at the
+            # second): the operation shows from the next refresh on.
+            self._op = (b, t, t + self.durations[b])
             self.pump_on = True  # zero and leak check need the pump; back-flush blows through it
-            self._second = None
         elif b == NHA_PUMP_OFF:
             self.pump_on = False
         elif b == NHA_PUMP_ON:
@@ -141,7 +176,7 @@ class GasAnalyserEmulator(SerialEmulator):
         second = math.floor(t)
         if second == self._second:
             return self._frame
-        status = self.status(t)
+        status = self.status(float(second))
         busy = status & (NhaStatus.ZEROING | NhaStatus.LEAK_CHECK_OR_BACK_FLUSH)
         eng = self.engine
         gas = AIR if eng is None or busy or not self.pump_on else eng.gases(second)

@@ -4,8 +4,13 @@ A vehicle has two lamps (L, R) or four (L, LI, RI, R). Each lamp has a
 centre height above ground and, per beam, an intensity and an aim: where
 the high beam's centre, or the low beam's cut-off elbow, falls on a screen
 at 10 m (h > 0 to the right, v > 0 upward, relative to the lamp centre).
-Healthy lamps are designed well inside every limit of standards.md, for M1
-and for other vehicles alike; the faults sit well outside:
+In a four-lamp system the inner lamps (LI, RI) have a high beam only
+(standards.md, devices.md section 5). Healthy lamps are designed well inside
+every limit of standards.md, for M1 and for other vehicles alike; a third
+of four-lamp systems are built the way the pair rule exists for: outer
+lamps below the four-lamp limit, the inner pair above the two-lamp limit,
+so the system passes by its inner pair (`weak_outer`). The faults sit well
+outside:
 - `dim_lamp`: one lamp's high beam far below every intensity limit. In a
   four-lamp system the pair without the dim lamp is kept between the
   four-lamp and the two-lamp limit (periodic column), so the pair rule
@@ -32,7 +37,10 @@ from linectl.vehicle import Vehicle
 LAMP_FAULTS = ("dim_lamp", "misaimed_lamp")
 LAMPS_TWO = ("L", "R")
 LAMPS_FOUR = ("L", "LI", "RI", "R")
+INNER_LAMPS = ("LI", "RI")  # high beam only
 PAIRS = (("L", "R"), ("LI", "RI"))
+WEAK_OUTER_SHARE = 1 / 3  # of four-lamp systems built to pass by their inner pair
+WEAK_OUTER_OF_LIMIT = (0.55, 0.85)  # outer high beams, of the four-lamp periodic limit
 
 # standards.md intensity table, cd: row -> system -> (new, periodic)
 _INTENSITY = {
@@ -59,9 +67,9 @@ class Lamp:
     name: str  # L, LI, RI, R
     height_mm: float
     high: Beam
-    low: Beam
+    low: Beam | None  # None: a high-beam-only lamp (the inner lamps of four)
 
-    def beam(self, which: str) -> Beam:
+    def beam(self, which: str) -> Beam | None:
         return self.high if which == "H" else self.low
 
 
@@ -78,29 +86,51 @@ def _row(vehicle: Vehicle) -> dict[int, tuple[float, float]]:
     return _INTENSITY["slow" if vehicle.max_design_speed_kmh < SLOW_BELOW_KMH else "normal"]
 
 
-def make_lamps(vehicle: Vehicle, rng: random.Random) -> dict[str, Lamp]:
-    """Healthy lamps: every limit of either column passed with room to spare."""
+def _healthy_cd(vehicle: Vehicle, system: int) -> tuple[float, float]:
+    """High-beam intensities that pass this system's limit in either column."""
+    lowest_ok = _row(vehicle)[system][0] * (1 + MARGIN) * 1.08
+    return lowest_ok, lowest_ok * 1.6
+
+
+def make_lamps(
+    vehicle: Vehicle, rng: random.Random, weak_outer: bool | None = None
+) -> dict[str, Lamp]:
+    """Healthy lamps: every limit of either column passed with room to spare, by
+    each lamp or (`weak_outer`, four lamps; drawn when None) by the inner pair."""
     heavy = vehicle.vehicle_class not in ("M1", "N1")
     height = rng.uniform(900.0, 1100.0) if heavy else rng.uniform(600.0, 760.0)
-    system = 4 if vehicle.headlamp_system == 4 else 2
-    lowest_ok = _row(vehicle)[system][0] * (1 + MARGIN) * 1.08
+    four = vehicle.headlamp_system == 4
+    if weak_outer is None:
+        weak_outer = four and rng.random() < WEAK_OUTER_SHARE
+    if weak_outer and not four:
+        raise ValueError("only a four-lamp system can pass by its inner pair")
+    healthy = _healthy_cd(vehicle, 4 if four else 2)
+    # The inner pair carries the system: above the two-lamp limit of either column.
+    strong = _healthy_cd(vehicle, 2)
+    weak = tuple(f * _row(vehicle)[4][1] for f in WEAK_OUTER_OF_LIMIT)
     lamps = {}
     for name in lamp_names(vehicle):
         h = height + rng.uniform(-5.0, 5.0)
-        high_cd = rng.uniform(lowest_ok, lowest_ok * 1.6)
+        inner = four and name in INNER_LAMPS
+        cd_range = (strong if inner else weak) if weak_outer else healthy
+        high_cd = rng.uniform(*cd_range)
         # Cut-off at 0.73..0.77 H and centre at 0.87..0.93 H: inside the M1 and the
         # other-vehicle windows at once.
-        lamps[name] = Lamp(
-            name,
-            h,
-            high=Beam(high_cd, rng.uniform(-60.0, 110.0), (rng.uniform(0.87, 0.93) - 1) * h),
-            low=Beam(
-                rng.uniform(0.35, 0.6) * high_cd,
-                rng.uniform(-60.0, 110.0),
-                (rng.uniform(0.73, 0.77) - 1) * h,
-            ),
+        high = Beam(high_cd, rng.uniform(-60.0, 110.0), (rng.uniform(0.87, 0.93) - 1) * h)
+        low_cd, low_h, low_v = (
+            rng.uniform(0.35, 0.6) * high_cd,
+            rng.uniform(-60.0, 110.0),
+            (rng.uniform(0.73, 0.77) - 1) * h,
         )
+        low = None if inner else Beam(low_cd, low_h, low_v)
+        lamps[name] = Lamp(name, h, high=high, low=low)
     return lamps
+
+
+def passes_by_inner_pair(lamps: dict[str, Lamp], vehicle: Vehicle) -> bool:
+    """The outer lamps are below the four-lamp limit: only the pair rule passes them."""
+    lo = _row(vehicle)[4][1]
+    return vehicle.headlamp_system == 4 and all(lamps[n].high.intensity_cd < lo for n in ("L", "R"))
 
 
 def apply_lamp_fault(
@@ -120,6 +150,13 @@ def apply_lamp_fault(
             for name in other:
                 y = out[name]
                 out[name] = replace(y, high=replace(y.high, intensity_cd=rng.uniform(lo, hi)))
+            # The dim lamp's partner passes on its own (it may have been built weak,
+            # to pass by the other pair), so the dim lamp fails alone.
+            partner = next(n for n in next(p for p in PAIRS if lamp in p) if n != lamp)
+            y = out[partner]
+            if y.high.intensity_cd < _healthy_cd(vehicle, 4)[0]:
+                cd = rng.uniform(*_healthy_cd(vehicle, 4))
+                out[partner] = replace(y, high=replace(y.high, intensity_cd=cd))
     elif kind == "misaimed_lamp":
         way = rng.choice(("up", "down", "right", "left"))
         if way in MISAIM:
@@ -127,14 +164,14 @@ def apply_lamp_fault(
             out[lamp] = replace(
                 x,
                 high=replace(x.high, v_mm=x.high.v_mm + dv),
-                low=replace(x.low, v_mm=x.low.v_mm + dv),
+                low=replace(x.low, v_mm=x.low.v_mm + dv) if x.low else None,
             )
         else:
             dh = MISAIM_H_MM[way]
             out[lamp] = replace(
                 x,
                 high=replace(x.high, h_mm=x.high.h_mm + dh),
-                low=replace(x.low, h_mm=x.low.h_mm + dh),
+                low=replace(x.low, h_mm=x.low.h_mm + dh) if x.low else None,
             )
     else:
         raise ValueError(f"unknown lamp fault {kind!r}")
@@ -188,6 +225,7 @@ class LampSwitch:
 
 
 __all__ = [
+    "INNER_LAMPS",
     "LAMP_FAULTS",
     "Beam",
     "Lamp",
@@ -196,4 +234,5 @@ __all__ = [
     "expected_lamp_items",
     "lamp_names",
     "make_lamps",
+    "passes_by_inner_pair",
 ]

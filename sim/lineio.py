@@ -12,6 +12,10 @@ code or the plate is refused with exception 03, which catches a line
 computer that forgets to count. Undefined addresses (between station
 blocks, input registers) answer 02; spare inputs read 0; spare coils keep
 what was written.
+
+The referee (sim/referee.py) hears of every such refused write, of DRIVE_IN
+shown and of an entry light turned green while the station is not free
+(IN_POSITION 1 or EXIT_CLEAR 0): a vehicle would be called into another.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from linectl.clock import Clock
 from linectl.drivers.regmap import load_map, text_from_registers
+from sim.referee import Referee
+
+DRIVE_IN = 1  # devices.md prompt code, written out (the emulator borrows no driver enum)
 
 
 @dataclass(frozen=True)
@@ -64,10 +71,20 @@ class _Changed:
 class LineIOEmulator:
     """The I/O module of a line of `n_stations` stations, at unit `unit`."""
 
-    def __init__(self, clock: Clock, n_stations: int, unit: int = 1) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        n_stations: int,
+        unit: int = 1,
+        *,
+        name: str = "lineio",
+        referee: Referee | None = None,
+    ) -> None:
         if n_stations < 1:
             raise ValueError(f"a line has at least one station, got {n_stations}")
         self.clock = clock
+        self.name = name
+        self.referee = referee or Referee()
         self.n_stations = n_stations
         self.unit = unit
         self.map = m = load_map("lineio-modbus")
@@ -108,6 +125,14 @@ class LineIOEmulator:
             self._inputs[self.map.station_address("IN_POSITION", station)],
             self._inputs[self.map.station_address("EXIT_CLEAR", station)],
         )
+
+    def free(self, station: int) -> bool:
+        """Nothing in position and the exit clear."""
+        in_position, exit_clear = self.inputs(station)
+        return not in_position and exit_clear
+
+    def _violation(self, station: int, kind: str, detail: str) -> None:
+        self.referee.note(self.clock.now(), f"{self.name} station {station}", kind, detail)
 
     def entry_light(self, station: int) -> bool:
         """True: green (drive in)."""
@@ -174,7 +199,17 @@ class LineIOEmulator:
         if not fresh:
             keep = slice(self._offset("PROMPT"), self._offset("TEXT"))  # code and plate
             if new[keep] != self._blocks[station][keep]:
+                self._violation(
+                    station,
+                    "prompt_without_seq",
+                    f"prompt {new[self._offset('PROMPT')]} written without a new SEQ "
+                    f"(still {old_seq}): refused",
+                )
                 return ExcCodes.ILLEGAL_VALUE
+        elif new[self._offset("PROMPT")] == DRIVE_IN and not self.free(station):
+            self._violation(
+                station, "drive_in_not_free", "DRIVE_IN shown while the station is not free"
+            )
         self._blocks[station] = new
         if fresh:
             self._written[station] = True
@@ -198,6 +233,8 @@ class LineIOEmulator:
         if function_code in (1, 2, 5, 15):
             bits = self._inputs if function_code == 2 else self._coils
             if set_values is not None:
+                if function_code in (5, 15):
+                    self._check_lights(address, [bool(v) for v in set_values])
                 bits[address : address + len(set_values)] = [bool(v) for v in set_values]
                 self._changed.notify()
             # The runtime answers from its words: refresh them from the model.
@@ -212,6 +249,15 @@ class LineIOEmulator:
             assert where is not None  # the runtime refused undefined addresses
             registers[a - start_address] = self._blocks[where[0]][where[1]]
         return None
+
+    def _check_lights(self, address: int, values: list[bool]) -> None:
+        for s in range(self.n_stations):
+            at = self.map.station_address("ENTRY_LIGHT", s) - address
+            turned_green = 0 <= at < len(values) and values[at] and not self._coils[at + address]
+            if turned_green and not self.free(s):
+                self._violation(
+                    s, "green_not_free", "entry light turned green while the station is not free"
+                )
 
     def sim_device(self) -> SimDevice:
         """The module as a pymodbus SimDevice, for sim.modbus_server."""

@@ -19,8 +19,22 @@ Choices where devices.md is silent (a real controller's behaviour):
 - One FC 16 write covering parameters and COMMAND applies the parameters
   first, then the command.
 - TARE takes 1 s (TARING, then IDLE); WEIGH takes 1.5 s. STOP outside a run
-  aborts taring or weighing (IDLE). The lift moves only on LIFT_UP/LIFT_DOWN
-  and is down at power-up.
+  aborts taring or weighing (IDLE).
+- The lift moves only on LIFT_UP/LIFT_DOWN, at a steady speed, taking
+  `lift_travel_s` (1 s by default) from one end to the other; a command
+  mid-travel turns it round from where it is. Input 4 is latched: it changes
+  only when the lift arrives at an end (devices.md). Its power-up position
+  is a constructor argument (down unless told). `lift_stuck` is a fault a
+  test injects: the lift stops where it is and commands no longer move it.
+- Part of the axle rests on a lift that is not down: a WEIGH started with
+  the lift not down (or the lift moving during it) reads only
+  `1 - ON_LIFT_SHARE` of the load, and so do a brake run's forces.
+
+What the controller tolerates but a line computer must not do is reported to
+the `Referee` (sim/referee.py): a WEIGH or BRAKE with the lift not down, an
+axle driven onto or off the rollers with the lift not up, a command ignored
+while RUNNING, a command refused (FAULT 6), an APPLY prompt shown earlier
+than 1.5 s after BRAKE (the world reports that one, `apply_shown`).
 - The axle leaving during WEIGHING or RUNNING ends it with FAULT 6.
 - A sensor fault reads FAULT with its code as soon as it occurs; while the
   sensor stays broken TARE, WEIGH and BRAKE are refused (state stays FAULT);
@@ -38,6 +52,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from linectl.clock import Clock
 from linectl.drivers.regmap import Field, load_map, text_from_registers, u32_to_registers
+from sim.referee import Referee
 
 # devices.md section 1, written out here so the emulator does not borrow the
 # driver's enums (a shared mistake would then pass every test).
@@ -53,6 +68,10 @@ _SLIP_REASON = {
 
 TARE_S = 1.0
 WEIGH_S = 1.5
+LIFT_TRAVEL_S = 1.0  # devices.md: about 1 s (up to 3 s)
+ON_LIFT_SHARE = 0.4  # of the axle's weight a lift that is not down carries
+APPLY_NOT_BEFORE_S = 1.5  # devices.md: APPLY no earlier than 1.5 s after BRAKE
+COMMAND_NAMES = {1: "TARE", 2: "WEIGH", 3: "BRAKE", 4: "STOP", 5: "LIFT_UP", 6: "LIFT_DOWN"}
 
 
 class AxleOnRollers(Protocol):
@@ -77,9 +96,24 @@ def _u16(value: float) -> int:
 class BrakeTesterEmulator:
     """One brake controller at Modbus unit `unit`."""
 
-    def __init__(self, clock: Clock, unit: int = 1) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        unit: int = 1,
+        *,
+        name: str = "rbt",
+        referee: Referee | None = None,
+        lift_travel_s: float = LIFT_TRAVEL_S,
+        lift_up: bool = False,
+    ) -> None:
+        if not lift_travel_s > 0:
+            raise ValueError(f"lift travel must take some time, got {lift_travel_s}")
         self.clock = clock
         self.unit = unit
+        self.name = name
+        self.referee = referee or Referee()
+        self.lift_travel_s = lift_travel_s
+        self.lift_stuck = False  # a fault: the lift stays where it is
         self.map = m = load_map("rbt-modbus")
         self._t = clock.now()
         self._axle: AxleOnRollers | None = None
@@ -91,7 +125,13 @@ class BrakeTesterEmulator:
         self._stop_reason = 0
         self._slip = [False, False]
         self._rollers = False
-        self._lift = False
+        self._lift_pos = 1.0 if lift_up else 0.0  # 0 down .. 1 up
+        self._lift_target = self._lift_pos
+        self._lift_input = lift_up  # input 4: the end it last arrived at was the top
+        self._weigh_on_lift = False  # the current weighing saw the lift not down
+        self._run_on_lift = False
+        self.run_started_at: float | None = None  # clock time of the last BRAKE taken
+        self._run_ended_at: float | None = None
         self._command = CMD_NONE
         self._holding: dict[str, int] = {
             f.name: f.default for f in m.table("holding_registers") if f.type == "u16"
@@ -112,6 +152,11 @@ class BrakeTesterEmulator:
         self._advance()
         if axle is self._axle:
             return
+        if not self.lift_is_up:
+            what = "onto" if axle is not None else "off"
+            self._violation(
+                "drive_lift_not_up", f"an axle drove {what} the rollers with the lift not up"
+            )
         had = self._axle is not None
         self._axle = axle
         if had:
@@ -129,6 +174,11 @@ class BrakeTesterEmulator:
         self._sensor_fault = code
         self._end_run()
         self._set_fault(code)
+
+    def stick_lift(self, stuck: bool = True) -> None:
+        """The lift jams where it is now (True) or works again (False)."""
+        self._advance()
+        self.lift_stuck = stuck
 
     def clear_fault(self) -> None:
         """The sensor works again; FAULT stays until the next valid command."""
@@ -168,7 +218,38 @@ class BrakeTesterEmulator:
 
     @property
     def lift_up(self) -> bool:
-        return self._lift
+        """Input 4 as the controller reports it (latched at the last end reached)."""
+        self._advance()
+        return self._lift_input
+
+    @property
+    def lift_is_up(self) -> bool:
+        """The lift stands at its top: a vehicle may drive on or off."""
+        self._advance()
+        return self._lift_pos == 1.0
+
+    @property
+    def lift_is_down(self) -> bool:
+        """The lift stands at its bottom: the axle rests on the rollers alone."""
+        self._advance()
+        return self._lift_pos == 0.0
+
+    def apply_shown(self, at: float, parking: bool) -> None:
+        """The world saw an APPLY prompt shown at clock time `at` (a referee's check)."""
+        what = "APPLY_PARKING_BRAKE" if parking else "APPLY_BRAKE"
+        self._advance()
+        start, end = self.run_started_at, self._run_ended_at
+        if start is None or at < start or (end is not None and end >= start and at > end):
+            self._violation("apply_without_run", f"{what} shown with no brake run going")
+        elif at - self.run_started_at < APPLY_NOT_BEFORE_S:
+            self._violation(
+                "apply_too_early",
+                f"{what} shown {at - self.run_started_at:.2f} s after BRAKE "
+                f"(no earlier than {APPLY_NOT_BEFORE_S} s)",
+            )
+
+    def _violation(self, kind: str, detail: str) -> None:
+        self.referee.note(self.clock.now(), self.name, kind, detail)
 
     @property
     def rollers_running(self) -> bool:
@@ -194,16 +275,33 @@ class BrakeTesterEmulator:
     def _advance(self) -> None:
         """Bring the model to clock.now(): finish timed phases, take due samples."""
         now = max(self._t, self.clock.now())
+        self._move_lift(now)
         if self._state == TARING and now >= self._phase_end:
             self._state = IDLE
         if self._state == WEIGHING and now >= self._phase_end:
             axle = self._axle
             assert axle is not None  # leaving during WEIGHING faults at once
-            self._loads = (_u16(axle.left_load_kg), _u16(axle.right_load_kg))
+            on_rollers = 1.0 - ON_LIFT_SHARE if self._weigh_on_lift else 1.0
+            self._loads = (
+                _u16(axle.left_load_kg * on_rollers),
+                _u16(axle.right_load_kg * on_rollers),
+            )
             self._state = WEIGHED
         if self._state == RUNNING:
             self._run_until(now)
         self._t = now
+
+    def _move_lift(self, now: float) -> None:
+        dt = now - self._t
+        if self.lift_stuck or dt <= 0 or self._lift_pos == self._lift_target:
+            return
+        step = dt / self.lift_travel_s
+        if self._lift_target > self._lift_pos:
+            self._lift_pos = min(self._lift_target, self._lift_pos + step)
+        else:
+            self._lift_pos = max(self._lift_target, self._lift_pos - step)
+        if self._lift_pos in (0.0, 1.0):
+            self._lift_input = self._lift_pos == 1.0
 
     def _run_until(self, now: float) -> None:
         axle = self._axle
@@ -213,27 +311,32 @@ class BrakeTesterEmulator:
             i = self._count
             if i >= n_max:
                 if now >= self._run_t0 + self._run_max_ms / 1000.0:
-                    self._finish(STOP_TIME_LIMIT)
+                    self._finish(STOP_TIME_LIMIT, self._run_t0 + self._run_max_ms / 1000.0)
                 return
             t_i = self._run_t0 + i * self._run_period_ms / 1000.0
             if t_i > now:
                 return
             left, right, slip_l, slip_r = axle.sample(t_i)
+            if self._run_on_lift:
+                left, right = left * (1.0 - ON_LIFT_SHARE), right * (1.0 - ON_LIFT_SHARE)
             slot = 2 * (i % self._slots)
             self._live = (force_units(left), force_units(right))
             self._ring[slot], self._ring[slot + 1] = self._live
             self._count = i + 1
             if slip_l or slip_r:
                 self._slip = [bool(slip_l), bool(slip_r)]
-                self._finish(_SLIP_REASON[bool(slip_l), bool(slip_r)])
+                self._finish(_SLIP_REASON[bool(slip_l), bool(slip_r)], t_i)
 
-    def _finish(self, reason: int) -> None:
+    def _finish(self, reason: int, at: float) -> None:
+        self._run_ended_at = at
         self._state = DONE
         self._stop_reason = reason
         self._rollers = False
         self._live = (0, 0)
 
     def _end_run(self) -> None:
+        if self._state == RUNNING:
+            self._run_ended_at = self._t
         self._rollers = False
         self._live = (0, 0)
 
@@ -248,16 +351,34 @@ class BrakeTesterEmulator:
             return
         if self._state == RUNNING:
             if cmd == CMD_STOP:
-                self._finish(STOP_COMMAND)
+                self._finish(STOP_COMMAND, self._t)
+            else:
+                self._violation(
+                    "command_ignored", f"{COMMAND_NAMES.get(cmd, cmd)} ignored while RUNNING"
+                )
             return
         if cmd in (CMD_LIFT_UP, CMD_LIFT_DOWN):
-            self._lift = cmd == CMD_LIFT_UP
+            target = 1.0 if cmd == CMD_LIFT_UP else 0.0
+            if not self.lift_stuck:
+                self._lift_target = target
+                if self._state == WEIGHING and target != self._lift_pos:
+                    self._weigh_on_lift = True
         if self._sensor_fault:
             self._set_fault(self._sensor_fault)
             return
         if cmd in (CMD_WEIGH, CMD_BRAKE) and self._axle is None:
+            self._violation(
+                "command_refused", f"{COMMAND_NAMES[cmd]} refused: no axle in position (FAULT 6)"
+            )
             self._set_fault(FAULT_NO_AXLE)
             return
+        if cmd in (CMD_WEIGH, CMD_BRAKE) and self._lift_pos != 0.0:
+            self._violation(
+                "lift_not_down",
+                f"{COMMAND_NAMES[cmd]} with the lift not down "
+                f"({'travelling' if self._lift_pos != self._lift_target else 'standing'} "
+                f"at {100 * self._lift_pos:.0f} % of its travel)",
+            )
         self._fault = 0
         if self._state == FAULT:
             self._state = IDLE
@@ -265,8 +386,11 @@ class BrakeTesterEmulator:
             self._state, self._phase_end, self._loads = TARING, now + TARE_S, (0, 0)
         elif cmd == CMD_WEIGH:
             self._state, self._phase_end, self._loads = WEIGHING, now + WEIGH_S, (0, 0)
+            self._weigh_on_lift = self._lift_pos != 0.0 or self._lift_target != 0.0
         elif cmd == CMD_BRAKE:
             self._state = RUNNING
+            self._run_on_lift = self._lift_pos != 0.0 or self._lift_target != 0.0
+            self.run_started_at = now
             self._count = 0
             self._stop_reason = 0
             self._slip = [False, False]
@@ -307,7 +431,13 @@ class BrakeTesterEmulator:
         return self._holding[f.name]
 
     def _discrete_inputs(self) -> list[bool]:
-        return [self._axle is not None, self._slip[0], self._slip[1], self._rollers, self._lift]
+        return [
+            self._axle is not None,
+            self._slip[0],
+            self._slip[1],
+            self._rollers,
+            self._lift_input,
+        ]
 
     def _write_holding(self, address: int, values: list[int]) -> ExcCodes | None:
         fields: list[tuple[Field, int, int]] = []

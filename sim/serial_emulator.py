@@ -7,7 +7,8 @@ loop hands every chunk of bytes the daemon wrote to the protocol
 and writes back the replies. `LineNoise` dirties the line on purpose for
 tests and the demo: random bytes between frames, or a reply with one byte
 flipped, from a seeded `random.Random`. `mute` makes the instrument deaf, as
-if switched off.
+if switched off. Each emulator reports what the line computer did out of
+order to its `referee` (sim/referee.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 from linectl.clock import Clock
 from sim.pty import PtyPort
+from sim.referee import Referee
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,18 @@ class LineNoise:
 class SerialEmulator(abc.ABC):
     """One instrument behind a pty; subclasses speak the protocol in `on_bytes`."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, name: str = "", referee: Referee | None = None) -> None:
         self.clock = clock
+        self.name = name or type(self).__name__
+        self.referee = referee or Referee()
         self.noise: LineNoise | None = None
         self.mute = False
         self.requests = 0  # frames answered
         self._port: PtyPort | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def violation(self, kind: str, detail: str) -> None:
+        self.referee.note(self.clock.now(), self.name, kind, detail)
 
     @property
     def path(self) -> str:

@@ -5,7 +5,9 @@ device, its emulator where the config says the device is: a Modbus server on
 its TCP port (port 0: any free port, reported back in `live_config()`), or a
 pseudo-terminal linked at its serial device path. The world of vehicles and
 proxy drivers then acts on the line I/O emulators' guide displays. This is
-what `linectl sim --config FILE` runs, and half of `linectl demo`.
+what `linectl sim --config FILE` runs, and half of `linectl demo`. One
+`Referee` (`SimSite.referee`) hears every protocol violation of the site's
+emulators and world.
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ from sim.modbus_server import serve_rtu, serve_tcp
 from sim.opacimeter import OpacimeterEmulator
 from sim.pty import NullModem
 from sim.rbt import BrakeTesterEmulator
+from sim.referee import Referee
 from sim.world import SimLine, SimStation, World
 
 log = logging.getLogger(__name__)
 
-# Emulators of the serial (non-Modbus) instruments: model -> factory(clock, device config).
-# Each returns an object with `async start(device_path: str)` and `async aclose()`.
-SerialEmulatorFactory = Callable[[Clock, DeviceConfig], Any]
+# Emulators of the serial (non-Modbus) instruments: model -> factory(clock, device config,
+# referee). Each returns an object with `async start(device_path: str)` and `async aclose()`.
+SerialEmulatorFactory = Callable[[Clock, DeviceConfig, Referee], Any]
 SERIAL_EMULATORS: dict[str, SerialEmulatorFactory] = {
     "nha503": GasAnalyserEmulator.for_device,
     "nht6": OpacimeterEmulator.for_device,
@@ -45,13 +48,16 @@ class SimSite:
     def __init__(self, cfg: SiteConfig, clock: Clock, seed: int = 0) -> None:
         self.cfg = cfg
         self.clock = clock
+        self.referee = Referee()
         self.emulators: dict[str, Any] = {}  # device id -> emulator
         self._servers: list[Any] = []
         self._closers: list[Any] = []
         self._ports: dict[str, int] = {}  # device id -> bound TCP port
         lines = []
         for ln in cfg.lines:
-            io = LineIOEmulator(clock, len(ln.stations), unit=ln.io.unit)
+            io = LineIOEmulator(
+                clock, len(ln.stations), unit=ln.io.unit, name=ln.io.id, referee=self.referee
+            )
             self.emulators[ln.io.id] = io
             stations = []
             for k, st in enumerate(ln.stations):
@@ -62,13 +68,13 @@ class SimSite:
                     devs[d.model] = emu
                 stations.append(SimStation(k, st.id, st.kind, devs))
             lines.append(SimLine(ln.id, io, stations))
-        self.world = World(clock, lines, seed=seed)
+        self.world = World(clock, lines, seed=seed, referee=self.referee)
 
     def _emulator(self, d: DeviceConfig) -> Any:
         if d.model == "rbt-modbus":
-            return BrakeTesterEmulator(self.clock, unit=d.unit)
+            return BrakeTesterEmulator(self.clock, unit=d.unit, name=d.id, referee=self.referee)
         if d.model in SERIAL_EMULATORS:
-            return SERIAL_EMULATORS[d.model](self.clock, d)
+            return SERIAL_EMULATORS[d.model](self.clock, d, self.referee)
         raise ValueError(f"no emulator for device model {d.model} ({d.id})")
 
     def _devices(self) -> list[DeviceConfig]:
@@ -161,6 +167,12 @@ async def _run_sim(cfg: SiteConfig, time_scale: float, seed: int) -> None:
         pass
     finally:
         await site.aclose()
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(site.referee.by_kind().items()))
+        print(
+            f"protocol violations seen by the simulator: {site.referee.count}"
+            + (f" ({kinds})" if kinds else ""),
+            flush=True,
+        )
 
 
 def cli(args: Any) -> int:

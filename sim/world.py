@@ -12,6 +12,10 @@ time, until DRIVE_OUT. Each station kind's part is a behaviour registered in
 Vehicles the world was given (`add`) carry their designed faults; a plate it
 has never heard of (registered from outside) gets a healthy vehicle, built to
 the registered description when the world saw it (`learn`).
+
+Drivers do what the display says even when the instruments are not ready for
+it, as real ones do; what they see go wrong they tell the `referee`
+(sim/referee.py), which the instrument emulators share.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from linectl.clock import Clock
 from linectl.drivers.lineio_modbus import Prompt
 from linectl.vehicle import Vehicle
 from sim.lineio import LineIOEmulator, PromptBlock
+from sim.referee import Referee
 from sim.vehicles import SimVehicle, healthy_vehicle_for
 
 log = logging.getLogger(__name__)
@@ -161,9 +166,15 @@ async def passive(agent: Agent, st: SimStation) -> None:
 
 class World:
     def __init__(
-        self, clock: Clock, lines: list[SimLine], seed: int = 0, habits: Habits | None = None
+        self,
+        clock: Clock,
+        lines: list[SimLine],
+        seed: int = 0,
+        habits: Habits | None = None,
+        referee: Referee | None = None,
     ) -> None:
         self.clock = clock
+        self.referee = referee or Referee()
         self.lines = lines
         self.rng = random.Random(seed)
         self.habits = habits or Habits()

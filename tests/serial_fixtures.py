@@ -26,6 +26,7 @@ from linectl.stations.limits import load_limits
 from linectl.vehicle import InspectionType
 from sim.lineio import LineIOEmulator
 from sim.modbus_server import serve_tcp
+from sim.referee import Referee
 from sim.serial_emulator import SerialEmulator
 from sim.vehicles import SimVehicle
 from sim.world import BEHAVIOURS, Agent, SimLine, SimStation, World
@@ -102,6 +103,7 @@ class StationRig:
     io: LineIO
     world: World
     line: SimLine
+    referee: Referee  # shared by the station's emulators, the line I/O and the world
     prompts: list[tuple[Prompt, str]] = field(default_factory=list)
 
     async def visit(
@@ -147,8 +149,12 @@ async def station_rig(
     """One station of `kind` with `emulators` (model -> emulator) on ptys linked under
     `tmp_path` (made with `clock`, as the rig is), its guide display on a line I/O emulator over Modbus TCP, and a world
     whose driver follows that display. `site` overrides site-config tables
-    (e.g. emission={...}, limits={...})."""
-    io_emu = LineIOEmulator(clock, 1)
+    (e.g. emission={...}, limits={...}). One referee hears every emulator and
+    the world (`rig.referee`)."""
+    referee = Referee()
+    for emu in emulators.values():
+        emu.referee = referee
+    io_emu = LineIOEmulator(clock, 1, referee=referee)
     async with await serve_tcp([io_emu.sim_device()], "127.0.0.1", 0) as handle:
         devices = []
         for model, emu in emulators.items():
@@ -192,8 +198,9 @@ async def station_rig(
                 {d.model: d for d in station.devices},
                 emulators,
                 io,
-                World(clock, [sim_line], seed=1),
+                World(clock, [sim_line], seed=1, referee=referee),
                 sim_line,
+                referee,
             )
         finally:
             await bus.close()

@@ -225,8 +225,10 @@ async def test_sensor_fault_during_a_run(rig: Rig) -> None:
 async def test_lift_and_parameters_reach_the_controller(tcp_rig: Rig) -> None:
     rbt, emu = tcp_rig.rbt, tcp_rig.emu
     await rbt.command(RbtCommand.LIFT_UP)
+    await eventually(rbt.lift_is_up, bool)
     assert emu.lift_up and (await rbt.status()).lift_up
     await rbt.command(RbtCommand.LIFT_DOWN)
+    await eventually(rbt.lift_is_up, lambda up: not up)
     assert not (await rbt.status()).lift_up
     await rbt.configure(sample_period_ms=50, max_test_ms=12000)
     await rbt.set_test_kind(parking=True)

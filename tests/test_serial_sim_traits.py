@@ -18,6 +18,7 @@ from linectl.stations.headlamp_judge import LampReading, judge_headlamps
 from linectl.stations.limits import Limits, load_limits
 from linectl.vehicle import Fuel, InspectionType
 from sim.exhaust import Engine
+from sim.lamps import passes_by_inner_pair
 from sim.vehicles import (
     ALL_FAULTS,
     Population,
@@ -35,6 +36,7 @@ def nominal_lamps(sv: SimVehicle, inspection_type: InspectionType, mode: str) ->
         LampReading(name, beam, b.intensity_cd, b.h_mm, b.v_mm, lamp.height_mm)
         for name, lamp in sv.traits["lamps"].items()
         for beam, b in (("H", lamp.high), ("L", lamp.low))
+        if b is not None  # the inner lamps of four have no low beam
     ]
     items = judge_headlamps(readings, sv.vehicle, inspection_type, LIMITS.headlamp, mode)
     return {r.code: str(r.verdict) for r in items}
@@ -80,6 +82,22 @@ def test_population_lamps_and_exhaust_match_their_expectations() -> None:
             else:
                 assert ex == sv.expected_items().get("EX", "pass"), (sv.plate, sv.fault_labels())
     assert kinds == set(ALL_FAULTS)
+
+
+def test_four_lamp_systems_have_high_beam_only_inner_lamps_and_some_pass_by_their_pair() -> None:
+    pop = Population(seed=5, fault_rate=0.0)
+    four = [sv for sv in (pop.next() for _ in range(400)) if sv.vehicle.headlamp_system == 4]
+    assert four
+    for sv in four:
+        lamps = sv.traits["lamps"]
+        assert lamps["LI"].low is None and lamps["RI"].low is None
+        assert lamps["L"].low is not None and lamps["R"].low is not None
+    by_pair = [sv for sv in four if passes_by_inner_pair(sv.traits["lamps"], sv.vehicle)]
+    assert 0 < len(by_pair) < len(four)
+    for sv in by_pair:
+        for itype in InspectionType:
+            readings_pass = nominal_lamps(sv, itype, "record")
+            assert set(readings_pass.values()) == {"pass"}, (sv.plate, itype)
 
 
 @pytest.mark.parametrize("klass", ["M1", "N3"])
