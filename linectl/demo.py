@@ -6,7 +6,9 @@ so `--time-scale 20` runs twenty simulated seconds per second. Vehicles come
 from the simulator's population (faults included) and are registered through
 the same door as the registry's. The demo ends after `--vehicles N`
 inspections with a table of every inspection (plate, proxy driver, each
-item's verdict) next to what the simulated vehicle was built to show, and
+item's verdict) next to what the simulated vehicle was built to show, the
+count of protocol violations the simulator's referee saw (sim/referee.py:
+anything a real instrument would not have tolerated; it should be 0), and
 optionally the same as JSON.
 
 The demo serves the console and API like the daemon (`--http`, default
@@ -249,7 +251,7 @@ async def progress(site: Site, tally: Tally, out: TextIO) -> None:
                 return
 
 
-async def summary(site: Site, tally: Tally) -> dict[str, Any]:
+async def summary(site: Site, tally: Tally, sim: SimSite | None = None) -> dict[str, Any]:
     inspections = []
     for iid in tally.finished:
         rec = await site.store.inspection(iid)
@@ -281,6 +283,8 @@ async def summary(site: Site, tally: Tally) -> dict[str, Any]:
         "simulated_s": round(site.clock.now(), 1),
         "inspections": inspections,
         "lines": [ln.report() for ln in site.lines],
+        "protocol_violations": sim.referee.count if sim is not None else None,
+        "protocol_violations_by_kind": sim.referee.by_kind() if sim is not None else {},
     }
 
 
@@ -364,6 +368,14 @@ def print_table(doc: dict[str, Any], out: TextIO) -> None:
         + f"; {doc['simulated_s'] / 60:.1f} simulated minutes",
         file=out,
     )
+    n = doc.get("protocol_violations")
+    if n is not None:
+        kinds = ", ".join(f"{k} {c}" for k, c in sorted(doc["protocol_violations_by_kind"].items()))
+        print(
+            f"protocol violations seen by the simulated instruments: {n}"
+            + (f" ({kinds})" if kinds else ""),
+            file=out,
+        )
 
 
 def _width(s: str) -> int:
@@ -514,7 +526,7 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
     except asyncio.CancelledError:
         pass
     finally:
-        doc = await summary(site, tally)
+        doc = await summary(site, tally, sim)
         doc["loop_lag_max_clock_s"] = round(lag.worst_clock_s, 2)
         await store.aclose()
         await sim.aclose()

@@ -31,7 +31,10 @@ def test_demo_runs_whole_inspections_and_writes_its_summary(tmp_path: Path) -> N
     assert out.count("/3  L1") == 3  # one progress line per finished inspection
     assert "inspection" in out and "simulated fault" in out  # the table
     assert "3/3 as the simulated vehicles were built" in out
+    # lifts, heads and analysers took their time and the daemon waited for every one
+    assert "protocol violations seen by the simulated instruments: 0\n" in out
     doc = json.loads(summary.read_text(encoding="utf-8"))
+    assert doc["protocol_violations"] == 0, doc["protocol_violations_by_kind"]
     assert len(doc["inspections"]) == 3
     for r in doc["inspections"]:
         assert set(r) >= {

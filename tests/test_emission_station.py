@@ -57,6 +57,7 @@ async def inspect(
             results, rec = await rig.visit(proc, sv, ["EX"])
         finally:
             await proc.close()
+    assert rig.referee.count == 0, rig.referee.violations  # nothing out of order
     assert [r.code for r in results] == ["EX"] and len(rec.attempts) == 1
     return results[0], rig
 
@@ -197,3 +198,42 @@ async def test_an_electric_vehicle_has_no_ex_item(tmp_path: Path) -> None:
         finally:
             await proc.close()
     assert results == [] and rec.attempts == [] and rig.prompts == [(Prompt.DRIVE_OUT, "")]
+
+
+async def test_a_back_flush_still_running_is_waited_for_before_the_zero(tmp_path: Path) -> None:
+    # The last vehicle's back-flush (20 s) runs on as the next one drives in: the zero
+    # is sent when STATUS clears, not hammered until the analyser stops saying busy.
+    clock = Clock(SCALE)
+    emus = instruments(clock)
+    gas = emus["nha503"]
+    gas.on_bytes(bytes([0x85]))  # back-flush, as the procedure leaves it
+    assert gas.operation() == "back-flush"
+    ex, _ = await inspect(tmp_path, vehicle("鲁G10011"), emus, clock)
+    assert ex.verdict is Verdict.PASS, ex.to_json()
+    assert gas.commands == [0x85, 0x87, 0x88, 0x85]
+
+
+async def test_an_analyser_that_stays_busy_is_not_judged_and_the_next_vehicle_served(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(SCALE)
+    emus = instruments(clock)
+    gas = emus["nha503"]
+    gas.stuck_busy = True
+    gas.on_bytes(bytes([0x85]))  # a back-flush that never ends
+    ex, rig = await inspect(tmp_path, vehicle("鲁G10012"), emus, clock)
+    assert ex.verdict is Verdict.NOT_JUDGED and ex.reason == "analyser_busy", ex.to_json()
+    assert rig.shown(Prompt.INSERT_PROBE) == 0
+    gas.stuck_busy = False
+    (tmp_path / "next").mkdir()
+    ex, _ = await inspect(tmp_path / "next", vehicle("鲁G10013"), emus, clock)
+    assert ex.verdict is Verdict.PASS, ex.to_json()
+
+
+async def test_a_slow_opacimeter_zero_and_peak_clear_are_waited_for(tmp_path: Path) -> None:
+    clock = Clock(SCALE)
+    emus = instruments(clock)
+    emus["nht6"] = OpacimeterEmulator(clock, zero_s=8.0, clear_s=3.0)
+    ex, _ = await inspect(tmp_path, vehicle("鲁G10014", Fuel.DIESEL), emus, clock)
+    assert ex.verdict is Verdict.PASS, ex.to_json()
+    assert emus["nht6"].zeroed == 1 and emus["nht6"].cleared == 3

@@ -61,6 +61,7 @@ async def inspect(
             results, rec = await rig.visit(proc, sv, items)
         finally:
             await proc.close()
+    assert rig.referee.count == 0, rig.referee.violations  # nothing out of order
     assert [r.code for r in results] == items and [r.code for r, _ in rec.attempts] == items
     return Outcome(results, rec, rig, proc)
 
@@ -135,3 +136,24 @@ async def test_a_dead_tester_leaves_every_lamp_not_judged(tmp_path: Path) -> Non
     assert set(out.verdicts().values()) == {"not_judged"}
     assert all((r.reason or "").startswith("device_fault: ") for r in out.results)
     assert not out.procedure.device_health()["hlt-ascii-1"]
+
+
+async def test_a_slow_head_is_waited_for(tmp_path: Path) -> None:
+    tester = HeadlampTesterEmulator(Clock(SCALE), search_s=(7.0, 8.0))
+    out = await inspect(tmp_path, car(), ["H1", "H4"], tester)
+    assert out.verdicts() == {"H1": "pass", "H4": "pass"}
+    assert tester.measurements == 4 and not tester.head_out
+
+
+async def test_a_head_that_never_arrives_leaves_the_lamps_not_judged(tmp_path: Path) -> None:
+    tester = HeadlampTesterEmulator(Clock(SCALE))
+    tester.stuck_head = True
+    out = await inspect(tmp_path, car(lamps=4), ["H1", "H2", "H3", "H4"], tester)
+    assert {r.reason for r in out.results} == {"head_timeout"}
+    assert set(out.verdicts().values()) == {"not_judged"}
+    assert tester.measurements == 1 and not tester.head_out  # given up at once, sent home
+    # the head works again: the next vehicle is measured
+    tester.stuck_head = False
+    (tmp_path / "next").mkdir()
+    again = await inspect(tmp_path / "next", car("鲁G54321"), ["H1", "H4"], tester)
+    assert again.verdicts() == {"H1": "pass", "H4": "pass"}

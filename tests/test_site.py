@@ -55,6 +55,8 @@ async def test_brake_line_judges_each_simulated_fault(tmp_path: Path) -> None:
         chain = await rig.store.verify_draws()
         draws = await rig.store.draws()
         raws = [await rig.store.attempt_raw(r.latest_attempts()["B1"].id) for r in recs]
+        violations = rig.sim.referee.violations
+    assert not violations, violations
     assert chain.ok and chain.checked == len(cars)
     for sv, rec, raw in zip(cars, recs, raws, strict=True):
         got = {c: str(v) for c, v in rec.item_verdicts().items()}
@@ -117,6 +119,8 @@ async def test_pipeline_holds_several_vehicles_and_uses_both_lines(tmp_path: Pat
         recs = await rig.inspect_all(cars, items=[*brake_only_items(), "H1", "H4"])
         watcher.cancel()
         reports = [ln.report() for ln in rig.site.lines]
+        violations = rig.sim.referee.violations
+    assert not violations, violations
     assert {r.line for r in recs} == {"L1", "L2"}
     bad = {
         r.plate: {c: (str(a.verdict), a.reason) for c, a in r.latest_attempts().items()}
