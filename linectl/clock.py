@@ -11,6 +11,8 @@ Two kinds of time exist and must not be mixed:
   procedures and judgement reason in;
 - real time (`real_timeout()`): wire timeouts. A serial reply takes the same
   milliseconds whatever the scale, so protocol timeouts are never scaled.
+Polling a device (`poll_sleep()`) is clock time with a real-time floor: at
+scale 1 nothing changes, at scale 100 a poller asks at most every 5 ms.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 T = TypeVar("T")
+
+MIN_POLL_REAL_S = 0.005  # the shortest real pause between two polls of a device
 
 
 class Clock:
@@ -49,6 +53,13 @@ class Clock:
     async def sleep(self, seconds: float) -> None:
         """Wait `seconds` of clock time."""
         await asyncio.sleep(self.to_real(seconds))
+
+    async def poll_sleep(self, seconds: float) -> None:
+        """Wait between two polls of a device: `seconds` of clock time, but never less
+        than `MIN_POLL_REAL_S` of real time. At a high time scale a 0.1 s poll
+        would be a request every few real milliseconds per poller: a process that
+        busy answers its own timers late (an APPLY prompt, a driver's reaction)."""
+        await asyncio.sleep(max(self.to_real(seconds), MIN_POLL_REAL_S))
 
     async def sleep_until(self, t: float) -> None:
         """Wait until `now()` reaches clock time `t` (returns at once if past)."""

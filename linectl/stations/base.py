@@ -60,6 +60,15 @@ class SiteContext:
         return self.config.limits.limit_set
 
 
+def raise_if_cancelling() -> None:
+    """A loop that polls a device must end when its task is cancelled, even when the
+    cancellation was swallowed inside a request (pymodbus and 3.11's timeouts can)
+    and the request returned or failed as if nothing had happened."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Guide:
     """The guide display of one station, and its entry light.
 
@@ -90,11 +99,9 @@ class Guide:
             try:
                 return await what()
             except DeviceError:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # Shutting down: a cancellation swallowed inside the request
-                    # (3.11's wait_for can) must not turn into retrying for ever.
-                    raise asyncio.CancelledError from None
+                # Shutting down: a cancellation swallowed inside the request must not
+                # turn into retrying for ever.
+                raise_if_cancelling()
                 # Real seconds: the I/O module is down, not the procedure slow.
                 await asyncio.sleep(self.RETRY_S[min(attempt, len(self.RETRY_S) - 1)])
                 attempt += 1
@@ -116,7 +123,8 @@ class Guide:
             inputs = await self._retry(lambda: self.io.inputs(self.station))
             if pred(inputs):
                 return
-            await self.clock.sleep(poll_s)
+            raise_if_cancelling()
+            await self.clock.poll_sleep(poll_s)
 
 
 class Recorder(abc.ABC):

@@ -33,7 +33,14 @@ from linectl.drivers.errors import DeviceError, RingOverrun
 from linectl.drivers.lineio_modbus import Prompt
 from linectl.drivers.rbt_modbus import RbtCommand, RbtModbus, RbtState, RbtStatus, StopReason
 from linectl.items import ItemResult, not_judged
-from linectl.stations.base import Guide, Procedure, Recorder, SiteContext, Visit
+from linectl.stations.base import (
+    Guide,
+    Procedure,
+    Recorder,
+    SiteContext,
+    Visit,
+    raise_if_cancelling,
+)
 from linectl.stations.brake_judge import judge_axle, judge_parking, judge_total
 from linectl.stations.curve import BrakeCurve
 
@@ -115,6 +122,7 @@ class BrakeProcedure(Procedure):
                     await self._lift(up=False)
                 await self._lift(up=True)
             except DeviceError as e:
+                raise_if_cancelling()
                 if not failing:
                     log.warning("%s: %s; the next vehicle waits for the lift", self.id, e)
                     failing = True
@@ -221,13 +229,18 @@ class BrakeProcedure(Procedure):
         cmd = RbtCommand.LIFT_UP if up else RbtCommand.LIFT_DOWN
         await self.rbt.command(cmd)
         deadline = self.clock.now() + LIFT_TIMEOUT_S
-        while await self.rbt.lift_is_up() != up:
-            if self.clock.now() > deadline:
+        while True:
+            # Judged by when it was asked: a reply delayed past the deadline (a busy
+            # bus) that says "not yet" is no proof the lift was late.
+            asked_at = self.clock.now()
+            if await self.rbt.lift_is_up() == up:
+                return
+            if asked_at > deadline:
                 self._lift_failed = True
                 raise LiftFault(
                     f"the lift was not {'up' if up else 'down'} {LIFT_TIMEOUT_S:.0f} s after {cmd.name}"
                 )
-            await self.clock.sleep(LIFT_POLL_S)
+            await self.clock.poll_sleep(LIFT_POLL_S)
 
     async def _status(self) -> RbtStatus:
         st = await self.rbt.status()
@@ -246,17 +259,18 @@ class BrakeProcedure(Procedure):
                 raise BrakeFault(
                     f"no axle {'arrived on' if arrive else 'left'} the rollers in {AXLE_ARRIVAL_TIMEOUT_S:.0f} s"
                 )
-            await self.clock.sleep(POLL_S)
+            await self.clock.poll_sleep(POLL_S)
 
     async def _weigh(self) -> tuple[float, float]:
         await self.rbt.command(RbtCommand.WEIGH)
         deadline = self.clock.now() + WEIGH_TIMEOUT_S
         while True:
-            await self.clock.sleep(POLL_S)
+            await self.clock.poll_sleep(POLL_S)
+            asked_at = self.clock.now()
             st = await self._status()
             if st.state == RbtState.WEIGHED:
                 return float(st.left_load_kg), float(st.right_load_kg)
-            if self.clock.now() > deadline:
+            if asked_at > deadline:
                 raise BrakeFault(
                     f"scale did not settle in {WEIGH_TIMEOUT_S:.0f} s (state {st.state})"
                 )
@@ -281,7 +295,7 @@ class BrakeProcedure(Procedure):
                 if self.clock.now() > deadline:
                     await self.rbt.command(RbtCommand.STOP)
                     raise BrakeFault("brake run did not end within its time limit")
-                await self.clock.sleep(POLL_S)
+                await self.clock.poll_sleep(POLL_S)
             await reader.poll()  # whatever came in between the last poll and DONE
         finally:
             if not prompt_task.done():

@@ -71,7 +71,6 @@ log = logging.getLogger(__name__)
 # All in clock seconds.
 READ_PERIOD_S = 1.0  # standards.md: one reading a second
 READY_TIMEOUT_S = 900.0  # a cold analyser warms up in minutes
-BUSY_RETRY_S = 2.0
 OPERATION_TIMEOUT_S = 60.0  # zero, leak check, back-flush: up to 30 s by devices.md
 # devices.md: values (STATUS too) refresh once a second; a reading taken sooner
 # after an accepted command may show the analyser as it was before it.
@@ -220,8 +219,8 @@ class EmissionProcedure(Procedure):
         told = False
         while True:
             await self.clock.sleep_until(self._accepted_at + STATUS_STALE_S)
+            now = self.clock.now()  # when asked: a late reply proves nothing
             f = await gas.read()
-            now = self.clock.now()
             if not f.status & NOT_READY:
                 return f
             if f.status & BUSY:
@@ -238,21 +237,14 @@ class EmissionProcedure(Procedure):
     async def _operation(
         self, gas: Nha503, guide: Guide, send: Callable[[], Awaitable[NhaReply]], what: str
     ) -> GasFrame:
-        """Run a zero or leak check to its end: sent only on a ready STATUS, then
-        STATUS read until the operation has cleared; the reading after it."""
-        deadline = self.clock.now() + OPERATION_TIMEOUT_S
-        while True:
-            await self._until_ready(gas, guide)
-            reply = await send()
-            if reply is NhaReply.ACCEPTED:
-                self._accepted_at = self.clock.now()
-                return await self._until_ready(gas, guide)
-            # Busy or refused although STATUS said ready: another party, or a STATUS
-            # not yet refreshed. Look again rather than insist.
-            log.warning("%s: gas analyser answered %s to %s", self.id, reply.name.lower(), what)
-            if self.clock.now() > deadline:
-                raise EmissionAborted(ANALYSER_BUSY, refused=what)
-            await self.clock.sleep(BUSY_RETRY_S)
+        """Run a zero or leak check, on an analyser whose STATUS said ready, to its
+        end: STATUS read until the operation has cleared; the reading after it."""
+        reply = await send()
+        if reply is not NhaReply.ACCEPTED:
+            # STATUS said ready and the analyser says otherwise: not to be trusted now.
+            raise EmissionAborted(ANALYSER_BUSY, refused=what, reply=reply.name.lower())
+        self._accepted_at = self.clock.now()
+        return await self._until_ready(gas, guide)
 
     async def _wait_probe(self, gas: Nha503) -> None:
         deadline = self.clock.now() + PROBE_TIMEOUT_S
@@ -400,12 +392,13 @@ class EmissionProcedure(Procedure):
         await smoke.zero()
         deadline = self.clock.now() + ZERO_TIMEOUT_S
         while True:
-            await self.clock.sleep(SMOKE_POLL_S)
+            await self.clock.poll_sleep(SMOKE_POLL_S)
+            asked_at = self.clock.now()
             live = await smoke.realtime()
             self._clean(smoke, garbled)
             if live.k_per_m < ZERO_READS_K:
                 return
-            if self.clock.now() > deadline:
+            if asked_at > deadline:
                 raise EmissionAborted("opacimeter_not_zeroed", k_per_m=live.k_per_m)
 
     async def _clear_peaks(self, smoke: Nht6, garbled: int) -> None:
@@ -413,13 +406,14 @@ class EmissionProcedure(Procedure):
         await smoke.clear_peaks()
         deadline = self.clock.now() + CLEAR_TIMEOUT_S
         while True:
-            await self.clock.sleep(SMOKE_POLL_S)
+            await self.clock.poll_sleep(SMOKE_POLL_S)
+            asked_at = self.clock.now()
             peak = await smoke.peaks()
             live = await smoke.realtime()
             self._clean(smoke, garbled)
             if peak.k_per_m <= live.k_per_m + PEAK_CLEARED_K:
                 return
-            if self.clock.now() > deadline:
+            if asked_at > deadline:
                 raise EmissionAborted(
                     "peaks_not_cleared", peak_k_per_m=peak.k_per_m, k_per_m=live.k_per_m
                 )
@@ -452,7 +446,7 @@ class EmissionProcedure(Procedure):
     ) -> bool:
         deadline = self.clock.now() + timeout_s
         while self.clock.now() <= deadline:
-            await self.clock.sleep(SMOKE_POLL_S)
+            await self.clock.poll_sleep(SMOKE_POLL_S)
             live = await smoke.realtime()
             self._clean(smoke, garbled)
             if ok(live.rpm):
