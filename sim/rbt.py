@@ -20,12 +20,11 @@ Choices where devices.md is silent (a real controller's behaviour):
   first, then the command.
 - TARE takes 1 s (TARING, then IDLE); WEIGH takes 1.5 s. STOP outside a run
   aborts taring or weighing (IDLE).
-- The lift moves only on LIFT_UP/LIFT_DOWN, at a steady speed, taking
-  `lift_travel_s` (1 s by default) from one end to the other; a command
-  mid-travel turns it round from where it is. Input 4 is latched: it changes
-  only when the lift arrives at an end (devices.md). Its power-up position
-  is a constructor argument (down unless told). `lift_stuck` is a fault a
-  test injects: the lift stops where it is and commands no longer move it.
+- The lift (sim/lift.py) moves only on LIFT_UP/LIFT_DOWN and takes
+  `lift_travel_s` (1 s unless told) from one end to the other; input 4
+  changes only when it arrives. Its power-up position is a constructor
+  argument (down unless told). `stick_lift()` is a fault a test injects: the
+  lift stops where it is and commands no longer move it.
 - Part of the axle rests on a lift that is not down: a WEIGH started with
   the lift not down (or the lift moving during it) reads only
   `1 - ON_LIFT_SHARE` of the load, and so do a brake run's forces.
@@ -52,6 +51,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from linectl.clock import Clock
 from linectl.drivers.regmap import Field, load_map, text_from_registers, u32_to_registers
+from sim.lift import Lift
 from sim.referee import Referee
 
 # devices.md section 1, written out here so the emulator does not borrow the
@@ -106,14 +106,11 @@ class BrakeTesterEmulator:
         lift_travel_s: float = LIFT_TRAVEL_S,
         lift_up: bool = False,
     ) -> None:
-        if not lift_travel_s > 0:
-            raise ValueError(f"lift travel must take some time, got {lift_travel_s}")
         self.clock = clock
         self.unit = unit
         self.name = name
         self.referee = referee or Referee()
-        self.lift_travel_s = lift_travel_s
-        self.lift_stuck = False  # a fault: the lift stays where it is
+        self.lift = Lift(lift_travel_s, up=lift_up)
         self.map = m = load_map("rbt-modbus")
         self._t = clock.now()
         self._axle: AxleOnRollers | None = None
@@ -125,9 +122,6 @@ class BrakeTesterEmulator:
         self._stop_reason = 0
         self._slip = [False, False]
         self._rollers = False
-        self._lift_pos = 1.0 if lift_up else 0.0  # 0 down .. 1 up
-        self._lift_target = self._lift_pos
-        self._lift_input = lift_up  # input 4: the end it last arrived at was the top
         self._weigh_on_lift = False  # the current weighing saw the lift not down
         self._run_on_lift = False
         self.run_started_at: float | None = None  # clock time of the last BRAKE taken
@@ -178,7 +172,18 @@ class BrakeTesterEmulator:
     def stick_lift(self, stuck: bool = True) -> None:
         """The lift jams where it is now (True) or works again (False)."""
         self._advance()
-        self.lift_stuck = stuck
+        self.lift.stuck = stuck
+
+    @property
+    def lift_travel_s(self) -> float:
+        return self.lift.travel_s
+
+    @lift_travel_s.setter
+    def lift_travel_s(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"lift travel must take some time, got {seconds}")
+        self._advance()
+        self.lift.travel_s = seconds
 
     def clear_fault(self) -> None:
         """The sensor works again; FAULT stays until the next valid command."""
@@ -220,19 +225,19 @@ class BrakeTesterEmulator:
     def lift_up(self) -> bool:
         """Input 4 as the controller reports it (latched at the last end reached)."""
         self._advance()
-        return self._lift_input
+        return self.lift.input
 
     @property
     def lift_is_up(self) -> bool:
         """The lift stands at its top: a vehicle may drive on or off."""
         self._advance()
-        return self._lift_pos == 1.0
+        return self.lift.is_up
 
     @property
     def lift_is_down(self) -> bool:
         """The lift stands at its bottom: the axle rests on the rollers alone."""
         self._advance()
-        return self._lift_pos == 0.0
+        return self.lift.is_down
 
     def apply_shown(self, at: float, parking: bool) -> None:
         """The world saw an APPLY prompt shown at clock time `at` (a referee's check)."""
@@ -275,7 +280,7 @@ class BrakeTesterEmulator:
     def _advance(self) -> None:
         """Bring the model to clock.now(): finish timed phases, take due samples."""
         now = max(self._t, self.clock.now())
-        self._move_lift(now)
+        self.lift.advance(now - self._t)
         if self._state == TARING and now >= self._phase_end:
             self._state = IDLE
         if self._state == WEIGHING and now >= self._phase_end:
@@ -290,18 +295,6 @@ class BrakeTesterEmulator:
         if self._state == RUNNING:
             self._run_until(now)
         self._t = now
-
-    def _move_lift(self, now: float) -> None:
-        dt = now - self._t
-        if self.lift_stuck or dt <= 0 or self._lift_pos == self._lift_target:
-            return
-        step = dt / self.lift_travel_s
-        if self._lift_target > self._lift_pos:
-            self._lift_pos = min(self._lift_target, self._lift_pos + step)
-        else:
-            self._lift_pos = max(self._lift_target, self._lift_pos - step)
-        if self._lift_pos in (0.0, 1.0):
-            self._lift_input = self._lift_pos == 1.0
 
     def _run_until(self, now: float) -> None:
         axle = self._axle
@@ -357,12 +350,9 @@ class BrakeTesterEmulator:
                     "command_ignored", f"{COMMAND_NAMES.get(cmd, cmd)} ignored while RUNNING"
                 )
             return
-        if cmd in (CMD_LIFT_UP, CMD_LIFT_DOWN):
-            target = 1.0 if cmd == CMD_LIFT_UP else 0.0
-            if not self.lift_stuck:
-                self._lift_target = target
-                if self._state == WEIGHING and target != self._lift_pos:
-                    self._weigh_on_lift = True
+        moved = cmd in (CMD_LIFT_UP, CMD_LIFT_DOWN) and self.lift.command(up=cmd == CMD_LIFT_UP)
+        if moved and self._state == WEIGHING:
+            self._weigh_on_lift = True
         if self._sensor_fault:
             self._set_fault(self._sensor_fault)
             return
@@ -372,12 +362,10 @@ class BrakeTesterEmulator:
             )
             self._set_fault(FAULT_NO_AXLE)
             return
-        if cmd in (CMD_WEIGH, CMD_BRAKE) and self._lift_pos != 0.0:
+        if cmd in (CMD_WEIGH, CMD_BRAKE) and not self.lift.is_down:
             self._violation(
                 "lift_not_down",
-                f"{COMMAND_NAMES[cmd]} with the lift not down "
-                f"({'travelling' if self._lift_pos != self._lift_target else 'standing'} "
-                f"at {100 * self._lift_pos:.0f} % of its travel)",
+                f"{COMMAND_NAMES[cmd]} with the lift not down ({self.lift.describe()})",
             )
         self._fault = 0
         if self._state == FAULT:
@@ -386,10 +374,10 @@ class BrakeTesterEmulator:
             self._state, self._phase_end, self._loads = TARING, now + TARE_S, (0, 0)
         elif cmd == CMD_WEIGH:
             self._state, self._phase_end, self._loads = WEIGHING, now + WEIGH_S, (0, 0)
-            self._weigh_on_lift = self._lift_pos != 0.0 or self._lift_target != 0.0
+            self._weigh_on_lift = not self.lift.is_down or self.lift.moving
         elif cmd == CMD_BRAKE:
             self._state = RUNNING
-            self._run_on_lift = self._lift_pos != 0.0 or self._lift_target != 0.0
+            self._run_on_lift = not self.lift.is_down or self.lift.moving
             self.run_started_at = now
             self._count = 0
             self._stop_reason = 0
@@ -436,7 +424,7 @@ class BrakeTesterEmulator:
             self._slip[0],
             self._slip[1],
             self._rollers,
-            self._lift_input,
+            self.lift.input,
         ]
 
     def _write_holding(self, address: int, values: list[int]) -> ExcCodes | None:
