@@ -15,12 +15,14 @@ import httpx
 
 
 def test_demo_runs_whole_inspections_and_writes_its_summary(tmp_path: Path) -> None:
+    # Scale 25: every item judged as built needs the APPLY prompt within its 2 s of
+    # slack, 80 ms of real time here (see site_fixtures.E2E_SCALE).
     db = tmp_path / "demo.db"
     summary = tmp_path / "summary.json"
     p = subprocess.run(
         [
             sys.executable, "-m", "linectl", "demo",
-            "--vehicles", "3", "--time-scale", "100", "--seed", "4",
+            "--vehicles", "3", "--time-scale", "25", "--seed", "4",
             "--db", f"sqlite:///{db}", "--summary-json", str(summary),
         ],
         capture_output=True, text=True, timeout=240, cwd=tmp_path,

@@ -25,9 +25,10 @@ async def test_axles_are_weighed_on_a_lowered_lift_and_driven_only_with_it_up(
     tmp_path: Path,
 ) -> None:
     # The lift is down at power-up and takes the longest devices.md allows: a daemon
-    # that weighed before it arrived would read 60 % of each axle (sim/rbt.py).
+    # that weighed before it arrived would read 60 % of each axle (sim/rbt.py). A
+    # station before another is left at once on DRIVE_OUT (no result shown first).
     cars = fleet(None, SimFault("weak_axle", 2), seed=31)
-    async with running_site(tmp_path, kinds=BRAKE) as rig:
+    async with running_site(tmp_path, kinds=(*BRAKE, "headlamp")) as rig:
         rbt = rig.sim.emulators["rbt-L1"]
         rbt.lift_travel_s = 3.0
         assert not rbt.lift_up

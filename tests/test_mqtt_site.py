@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from mqtt_broker import Broker, Listener, free_port, running_broker
+from site_fixtures import E2E_SCALE
 
 from linectl.clock import Clock
 from linectl.config import MqttConfig, SiteConfig, parse_site_config
@@ -226,8 +227,10 @@ def test_decode_bounds_the_nesting_before_the_decoder() -> None:
 
 
 async def test_registration_to_result_round_trip(broker: Broker, tmp_path: Path) -> None:
+    # Judged brake values are asserted: the APPLY prompt's 2 s of slack must be well
+    # above a loaded machine's round trips (site_fixtures.E2E_SCALE); at 200 it is not.
     async with (
-        running_site(tmp_path, broker.url) as run,
+        running_site(tmp_path, broker.url, time_scale=E2E_SCALE) as run,
         Listener(broker.url, f"linectl/{SITE}/#", "registry-1") as reg,
     ):
         t = run.topics
