@@ -16,9 +16,9 @@ failed: that lamp and every lamp not yet measured are not judged
 (`head_timeout`), the head is sent home (RST) and the vehicle released; the
 next vehicle finds the tester answering or not on its own.
 
-A measurement needs both beams read cleanly: if the port saw garbled data
-(a broken reply, stray bytes, or the tester telling us it got a broken
-frame) while a lamp was measured, that lamp is not judged ("garbled_data"),
+A measurement needs every beam of the lamp read cleanly: if the port saw
+garbled data (a broken reply, stray bytes, or the tester telling us it got a
+broken frame) while a lamp was measured, that lamp is not judged ("garbled_data"),
 even when its own replies were whole. A device that stops answering leaves
 every lamp not yet measured not judged ("device_fault: ...").
 """
