@@ -25,7 +25,12 @@ Typical use:
   linectl results                                 the latest inspections
   linectl user add ana --role operator            an account for the console and API
   linectl judge measurement.json                  re-judge a disputed measurement
+  linectl diag devices --config site.toml         probe every device (technicians)
+
+Logging: -v (info), -vv (debug); --log-format json for log shippers. Under
+systemd the lines carry their level for journald; on a terminal, in colour.
 """
+LOG_FORMATS = ("text", "json")
 
 
 DEFAULT_DEMO_HTTP = "127.0.0.1:8080"
@@ -80,6 +85,24 @@ def _station_kinds(s: str) -> tuple[str, ...]:
     return kinds
 
 
+def _log_options(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """-v and --log-format, before the command or after it. On subcommands they
+    default to SUPPRESS, so one given before the command is not reset."""
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top else argparse.SUPPRESS,
+        help="more log output (-vv: debug)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text" if top else argparse.SUPPRESS,
+        help="log lines as text (default) or one JSON object per line",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="linectl",
@@ -88,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"linectl {__version__}")
-    p.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)"
-    )
+    _log_options(p, top=True)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def cmd(
@@ -103,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sp.set_defaults(target=target)
+        _log_options(sp)
         return sp
 
     d = cmd(
@@ -299,14 +321,25 @@ def build_parser() -> argparse.ArgumentParser:
     cur = dbs.add_parser("current", help="show the schema revision")
     cur.add_argument("--db", help="database URL")
     cur.add_argument("--config", help="site config to take the database URL from")
+
+    from linectl.diag.args import DIAG_HELP, add_diag_commands
+
+    dg = cmd(
+        "diag",
+        "linectl.diag:cli",
+        "technicians' diagnostics of the devices, over the daemon's own drivers",
+        DIAG_HELP,
+    )
+    add_diag_commands(dg, _log_options)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    from linectl.logs import setup_logging
+
+    setup_logging(
+        [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)], args.log_format
     )
     module_name, func_name = args.target.split(":")
     from linectl.config import ConfigError

@@ -8,6 +8,7 @@ traceback. See config/site.example.toml for a commented example.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -319,7 +320,10 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         if isinstance(table, dict) and isinstance(table.get(key), str):
             v = table[key]
             if v and not Path(v).is_absolute():
-                table[key] = str((base / v).resolve())
+                # Joined, not resolved: a serial device is often a symlink
+                # (/dev/serial/by-id/..., the simulator's pty links) that must be
+                # followed at each open, not pinned to its target at load time.
+                table[key] = os.path.normpath(base.absolute() / v)
 
     fix(raw.get("limits"), "dir")
     for key in ("ca_file", "cert_file", "key_file", "password_file"):

@@ -16,6 +16,7 @@ import signal
 from datetime import timedelta
 from typing import Any
 
+from linectl import sdnotify
 from linectl.cli import CliError
 from linectl.clock import Clock
 from linectl.config import HttpConfig, SiteConfig, load_site_config, parse_listen
@@ -52,6 +53,14 @@ def http_server(
     return HttpServer(app, host, port, cert_file=cfg.cert_file, key_file=cfg.key_file)
 
 
+async def _announce_ready(site: Site) -> None:
+    """READY=1 to systemd (Type=notify) once every line runs; the HTTP listener
+    is bound before the site starts, so it takes connections by then."""
+    await site.ready.wait()
+    log.info("site %s: ready", site.id)
+    sdnotify.notify("READY=1", f"STATUS=site {site.id}: {len(site.lines)} line(s) running")
+
+
 async def _run_daemon(cfg: SiteConfig, time_scale: float, listen: str | None) -> None:
     clock = Clock(time_scale)
     store = await open_store(cfg.database.url)
@@ -60,8 +69,13 @@ async def _run_daemon(cfg: SiteConfig, time_scale: float, listen: str | None) ->
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
+
+    def stop() -> None:
+        sdnotify.notify("STOPPING=1", "STATUS=stopping")
+        main.cancel()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, main.cancel)
+        loop.add_signal_handler(sig, stop)
     log.info("site %s: %d line(s), database %s", cfg.site_id, len(cfg.lines), cfg.database.url)
     try:
         # A bad [mqtt] table or an unreadable secret stops the start here, in one line.
@@ -80,6 +94,8 @@ async def _run_daemon(cfg: SiteConfig, time_scale: float, listen: str | None) ->
                 ) from None
         async with asyncio.TaskGroup() as tg:
             tg.create_task(site.run(), name="site")
+            tg.create_task(_announce_ready(site), name="sd-ready")
+            tg.create_task(sdnotify.watchdog(), name="sd-watchdog")
             if upstream is not None:
                 tg.create_task(upstream.run(), name="upstream")
             if http is not None:

@@ -215,7 +215,8 @@ async def test_one_owner_per_port() -> None:
             await first.request(b"\x81", split_gas_frame, decode_gas_frame)
             await second.start()
             assert not second.is_open and not second.health.ok
-            assert "lock" in (second.health.last_error or "")
+            assert second.open_why == "busy"
+            assert "busy" in (second.health.last_error or "")
             with pytest.raises(DeviceUnreachable):
                 await second.request(b"\x81", split_gas_frame, decode_gas_frame)
         finally:

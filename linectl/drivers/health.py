@@ -4,12 +4,18 @@ A device that goes down is logged once (warning) and once more (info) when it
 comes back, never on every poll: a brake tester switched off for the night
 must not fill the log. Listeners hear every change of state, so the daemon
 can publish device status.
+
+Each device's `DeviceHealth` also carries its `DeviceStats` (drivers/stats.py):
+the bus and the serial port already find a device's health for every
+request, so the counters ride along at no extra cost.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+
+from linectl.drivers.stats import DeviceStats
 
 HealthListener = Callable[[str, bool, str | None], None]
 
@@ -22,6 +28,7 @@ class DeviceHealth:
         self.device_id = device_id
         self.ok = True
         self.last_error: str | None = None
+        self.stats = DeviceStats()
         self._log = logger or logging.getLogger("linectl.drivers")
         self._listeners: list[HealthListener] = []
 

@@ -60,7 +60,9 @@ class StationInputs:
 
 
 @dataclass
-class _Shown:
+class Shown:
+    """What a station's guide display holds: prompt code, plate, text, SEQ."""
+
     seq: int
     code: int
     plate: str
@@ -84,7 +86,7 @@ class LineIO:
         bus.attach(cfg.unit, self.health)
         self._block0 = MAP["PROMPT"].address
         self._block_len = MAP["SEQ"].end - self._block0
-        self._shown: list[_Shown | None] = [None] * n_stations
+        self._shown: list[Shown | None] = [None] * n_stations
 
     @classmethod
     def from_config(cls, cfg: DeviceConfig, n_stations: int) -> LineIO:
@@ -101,7 +103,7 @@ class LineIO:
         for s in range(self.n_stations):
             await self._read_block(s)
 
-    async def _read_block(self, station: int) -> _Shown:
+    async def _read_block(self, station: int) -> Shown:
         regs = await self.bus.read_holding_registers(
             self.unit, MAP.station_address("PROMPT", station), self._block_len
         )
@@ -111,7 +113,7 @@ class LineIO:
             at = f.address - self._block0
             return regs[at : at + f.count]
 
-        shown = _Shown(
+        shown = Shown(
             seq=field("SEQ")[0],
             code=field("PROMPT")[0],
             plate=text_from_registers(field("PLATE")),
@@ -119,6 +121,11 @@ class LineIO:
         )
         self._shown[station] = shown
         return shown
+
+    async def read_display(self, station: int) -> Shown:
+        """What `station`'s display holds now, read from the module."""
+        self._check(station)
+        return await self._read_block(station)
 
     def seq(self, station: int) -> int | None:
         """The SEQ last written to (or read from) `station`; None before start()."""
@@ -140,7 +147,7 @@ class LineIO:
         code = int(Prompt(prompt))
         last = self._shown[station] or await self._read_block(station)
         seq = (last.seq + 1) % 0x10000
-        self._shown[station] = _Shown(seq, code, plate, text)
+        self._shown[station] = Shown(seq, code, plate, text)
         await self.bus.write_registers(
             self.unit, MAP.station_address("PROMPT", station), self._block(code, plate, text, seq)
         )

@@ -21,6 +21,14 @@ seconds. Then:
 Each failure is reported to the `DeviceHealth` attached for the requesting
 unit, which logs once down and once back; pymodbus's own "Failed to connect"
 warning, repeated on every attempt, is filtered out for the same reason.
+Every request also lands in that unit's `DeviceStats` (answered with its
+wire latency, or failed by kind), and every reopening of the bus counts as a
+reconnect of each unit on it.
+
+pymodbus keeps the OS error of a failed connect to itself, so after one the
+bus asks the OS once more (a plain TCP connect, or a look at the device
+node) to say why in words: connection refused, no route to host, no such
+serial port, permission denied.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from linectl.drivers.errors import (
     DeviceTimeout,
     DeviceUnreachable,
     ModbusExceptionResponse,
+    os_error_words,
 )
 from linectl.drivers.health import DeviceHealth
 
@@ -90,11 +99,13 @@ class _Retry:
         self.delays = Backoff(min_s, max_s)
         self.retry_at = 0.0
         self.reason = ""
+        self.why: str | None = None
 
-    def failed(self, now: float, reason: str) -> float:
+    def failed(self, now: float, reason: str, why: str | None = None) -> float:
         delay = self.delays.next()
         self.retry_at = now + delay
         self.reason = reason
+        self.why = why
         return delay
 
     def waiting(self, now: float) -> bool:
@@ -114,15 +125,31 @@ def _fail_in_flight(client: ModbusClient, why: str) -> None:
         fut.set_exception(ConnectionException(why))
 
 
-def _why_not_connected(transport: TcpTransport | RtuTransport) -> str:
-    """What to tell the operator when connect() fails (pymodbus keeps the OS
-    error to itself). A stat of a local device path is as quick as the
-    blocking open pyserial does anyway."""
+async def _why_not_connected(
+    transport: TcpTransport | RtuTransport, timeout_s: float
+) -> tuple[str | None, str]:
+    """(why, words) when connect() failed: pymodbus keeps the OS error to itself.
+    A refused or unroutable TCP connect fails again at once; a stat of a local
+    device path is as quick as the blocking open pyserial does anyway."""
     if isinstance(transport, TcpTransport):
-        return "cannot connect"
-    if not os.path.exists(transport.device):
-        return "no such serial port"
-    return "cannot open the serial port"
+        try:
+            async with asyncio.timeout(timeout_s):
+                _, writer = await asyncio.open_connection(transport.host, transport.port)
+        except TimeoutError:
+            return "timeout", f"connect timed out after {timeout_s:g} s"
+        except OSError as e:
+            return os_error_words(e)
+        writer.close()  # it took this one: the failure came and went
+        return None, "cannot connect"
+    return _serial_node_problem(transport.device)
+
+
+def _serial_node_problem(path: str) -> tuple[str | None, str]:
+    if not os.path.exists(path):
+        return "no_port", "no such serial port"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return "permission", "permission denied on the serial port"
+    return None, "cannot open the serial port"
 
 
 def bus_key(transport: TcpTransport | RtuTransport) -> BusKey:
@@ -211,6 +238,7 @@ class ModbusBus:
         self._health: dict[int, DeviceHealth] = {}
         self._quiet_until = 0.0
         self._timeouts_in_row = 0
+        self._connected_before = False
         self._in_flight = False  # a request is waiting for its reply
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -320,21 +348,28 @@ class ModbusBus:
         if self._bus_backoff.waiting(now):
             left = self._bus_backoff.retry_at - now
             raise DeviceUnreachable(
-                f"{self.name}: {self._bus_backoff.reason}; next attempt in {left:.1f} s"
+                f"{self.name}: {self._bus_backoff.reason}; next attempt in {left:.1f} s",
+                why=self._bus_backoff.why,
             )
         client = self._make_client()
-        reason = _why_not_connected(self.transport)
         try:
             async with asyncio.timeout(self.timeout_s):
                 ok = await client.connect()
+            why, reason = (
+                (None, "") if ok else await _why_not_connected(self.transport, self.timeout_s)
+            )
         except TimeoutError:
-            ok, reason = False, f"connect timed out after {self.timeout_s:g} s"
+            ok, why, reason = False, "timeout", f"connect timed out after {self.timeout_s:g} s"
         if not ok:
             client.close()
-            self._bus_backoff.failed(asyncio.get_running_loop().time(), reason)
-            raise DeviceUnreachable(f"{self.name}: {reason}")
+            self._bus_backoff.failed(asyncio.get_running_loop().time(), reason, why)
+            raise DeviceUnreachable(f"{self.name}: {reason}", why=why)
         self._client = client
         self._bus_backoff.reset()
+        if self._connected_before:
+            for health in self._health.values():
+                health.stats.reconnects += 1
+        self._connected_before = True
         self._timeouts_in_row = 0
         log.debug("%s connected", self.name)
 
@@ -345,22 +380,35 @@ class ModbusBus:
     ) -> ModbusPDU:
         health = self._health.get(unit)
         try:
-            rsp = await self._round_trip(unit, what, call)
-        except ModbusExceptionResponse:
-            if health:
-                health.up()
-            raise
+            rsp, latency = await self._round_trip(unit, what, call)
         except DeviceError as e:
             if health:
+                kind = (
+                    "timeout"
+                    if isinstance(e, DeviceTimeout)
+                    else "unreachable"
+                    if isinstance(e, DeviceUnreachable)
+                    else "protocol"
+                )
+                health.stats.failed(kind, str(e))
                 health.down(str(e))
             raise
+        if rsp.isError():
+            exc = ModbusExceptionResponse(getattr(rsp, "exception_code", 0), f"{what} unit {unit}")
+            if health:
+                # The device answered: it is up, and the refusal is still an error.
+                health.stats.failed("exception", str(exc), latency)
+                health.up()
+            raise exc
         if health:
+            health.stats.answered(latency)
             health.up()
         return rsp
 
     async def _round_trip(
         self, unit: int, what: str, call: Callable[[ModbusClient], Awaitable[ModbusPDU]]
-    ) -> ModbusPDU:
+    ) -> tuple[ModbusPDU, float]:
+        """The request on the wire and its reply, with the wire time in real seconds."""
         loop = self._loop = asyncio.get_running_loop()
         async with self._lock:
             ub = self._unit_backoff.setdefault(
@@ -369,7 +417,8 @@ class ModbusBus:
             if ub.waiting(loop.time()):
                 left = ub.retry_at - loop.time()
                 raise DeviceUnreachable(
-                    f"{self.name} unit {unit}: {ub.reason}; next attempt in {left:.1f} s"
+                    f"{self.name} unit {unit}: {ub.reason}; next attempt in {left:.1f} s",
+                    why=ub.why,
                 )
             await self._ensure_connected()
             client = self._client
@@ -378,6 +427,7 @@ class ModbusBus:
                 await asyncio.sleep(wait)
             gap = self.frame_gap_s
             self._in_flight = True
+            sent_at = loop.time()
             try:
                 async with asyncio.timeout(self.timeout_s):
                     rsp = await call(client)
@@ -388,21 +438,22 @@ class ModbusBus:
                 if not self.is_rtu and self._timeouts_in_row >= TCP_TIMEOUTS_BEFORE_RECONNECT:
                     self._drop_client()
                 reason = f"no answer to {what} within {self.timeout_s:g} s"
-                ub.failed(loop.time(), "not answering")
-                raise DeviceTimeout(f"{self.name} unit {unit}: {reason}") from None
+                ub.failed(loop.time(), "not answering", "timeout")
+                raise DeviceTimeout(f"{self.name} unit {unit}: {reason}", why="timeout") from None
             except ConnectionException as e:
                 self._drop_client()
-                raise DeviceUnreachable(f"{self.name}: {e.string or 'connection lost'}") from None
+                raise DeviceUnreachable(
+                    f"{self.name}: {e.string or 'connection lost'}", why="lost"
+                ) from None
             except ModbusException as e:
                 raise DeviceProtocolError(f"{self.name} unit {unit}: {what}: {e}") from None
             finally:
                 self._in_flight = False
                 self._quiet_until = loop.time() + gap
+            latency = loop.time() - sent_at
             self._timeouts_in_row = 0
             ub.reset()
-        if rsp.isError():
-            raise ModbusExceptionResponse(getattr(rsp, "exception_code", 0), f"{what} unit {unit}")
-        return rsp
+        return rsp, latency
 
     def _registers(self, rsp: ModbusPDU, count: int, what: str) -> list[int]:
         regs = list(rsp.registers)

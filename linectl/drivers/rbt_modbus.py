@@ -4,7 +4,8 @@ Speaks devices.md section 1 through a `ModbusBus`, with the addresses of
 maps/rbt-modbus.toml: status, commands, test parameters, the vehicle tag,
 and the `RingReader` that streams a brake run's samples out of the
 controller's 1024-sample ring while the run goes on, detecting (never
-hiding) samples overwritten before they were read.
+hiding) samples overwritten before they were read, and counting each
+overrun in the device's statistics.
 
 Units are those of the wire: loads in kg, forces in 10 N units.
 """
@@ -226,6 +227,7 @@ class RingReader:
                 "(a BRAKE not followed by reset(), or a controller restart)"
             )
         if count - first > self.slots:
+            self._rbt.health.stats.ring_overruns += 1
             raise RingOverrun(count - first - self.slots, first, count)
         if count == first:
             return 0
@@ -245,6 +247,7 @@ class RingReader:
                 f"{self._rbt.id}: SAMPLE_COUNT went back from {count} to {after} during a read"
             )
         if after - first > self.slots:
+            self._rbt.health.stats.ring_overruns += 1
             raise RingOverrun(after - first - self.slots, first, after)
         self._chunks.append(out)
         self.count = count

@@ -18,6 +18,12 @@ request or after a reply (`noise_bytes`), and replies that are garbled,
 short, or fail their checksum (`bad_frames`, raising `GarbledFrame`).
 `garbled` counts both kinds of events, so a procedure can tell that the line
 was noisy while it measured, even when every reply it used was whole.
+
+Each request also lands in the device's `DeviceStats` (its health's): answered
+with its latency from write to parsed reply, or failed by kind (timeout,
+unreachable, checksum, protocol); each reopening counts as a reconnect. Why
+the port cannot be opened is kept in words and as a key (`open_why`: busy,
+permission, no_port, ...), so a technician's tool can name the remedy.
 """
 
 from __future__ import annotations
@@ -29,13 +35,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
-import serial
 import serial_asyncio_fast
 
 from linectl.backoff import Backoff
 from linectl.config import DeviceConfig, SerialTransport
-from linectl.drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
-from linectl.drivers.framing import FrameError, ShortFrame, Splitter
+from linectl.drivers.errors import (
+    DeviceProtocolError,
+    DeviceTimeout,
+    DeviceUnreachable,
+    os_error_words,
+)
+from linectl.drivers.framing import BadChecksum, FrameError, ShortFrame, Splitter
 from linectl.drivers.health import DeviceHealth
 
 log = logging.getLogger(__name__)
@@ -72,13 +82,18 @@ class SerialStats:
 class _Receiver(asyncio.Protocol):
     """Collects what the line delivers; the port parses it under its lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: SerialPort) -> None:
         self.buf = bytearray()
         self.arrived = asyncio.Event()
         self.lost = asyncio.Event()
         self.error: Exception | None = None
+        self._port = port
 
     def data_received(self, data: bytes) -> None:
+        if self._port.tap is not None:
+            self._port.tap("rx", data)
+        if self._port.listening:
+            return
         self.buf += data
         self.arrived.set()
 
@@ -117,6 +132,14 @@ class SerialPort:
         self._first_attempt: asyncio.Event | None = None
         self._opened = asyncio.Event()
         self._closed = False
+        self.open_why: str | None = None  # why the last open failed (os_error_words key)
+        self.open_error: str | None = None  # ... and in words
+        # Sees every byte written and received: ("tx" | "rx", bytes). For sniffing
+        # and tests; None on the daemon's path.
+        self.tap: Callable[[str, bytes], None] | None = None
+        # Listen only (a tap on someone else's line): received bytes go to the tap
+        # and are not kept for replies, since no request will ever take them.
+        self.listening = False
 
     @property
     def is_open(self) -> bool:
@@ -146,7 +169,7 @@ class SerialPort:
 
     async def _open(self) -> None:
         t = self.transport
-        rx = _Receiver()
+        rx = _Receiver(self)
         tx, _ = await serial_asyncio_fast.create_serial_connection(
             asyncio.get_running_loop(),
             lambda: rx,
@@ -158,7 +181,10 @@ class SerialPort:
             exclusive=True,
         )
         self._rx, self._tx = rx, tx
+        if self.stats.opens:
+            self.health.stats.reconnects += 1
         self.stats.opens += 1
+        self.open_why = self.open_error = None
         self._opened.set()
 
     async def _own(self) -> None:
@@ -167,7 +193,8 @@ class SerialPort:
             try:
                 await self._open()
             except Exception as e:  # whatever pyserial raises: the port is not there
-                self.health.down(f"cannot open {self.path}: {_why(e)}")
+                self.open_why, self.open_error = os_error_words(e)
+                self.health.down(f"cannot open {self.path}: {self.open_error}")
                 self._first_attempt.set()
                 await asyncio.sleep(self._backoff.next())
                 continue
@@ -180,7 +207,8 @@ class SerialPort:
             self._opened.clear()
             self.stats.losses += 1
             err = self._rx.error
-            self.health.down(f"port {self.path} lost: {_why(err) if err else 'closed'}")
+            self.open_why, self.open_error = ("lost", os_error_words(err)[1] if err else "closed")
+            self.health.down(f"port {self.path} lost: {self.open_error}")
             self._drop_transport()
             await asyncio.sleep(self._backoff.next())
 
@@ -208,6 +236,7 @@ class SerialPort:
         if rx.buf:
             self.stats.noise_bytes += len(rx.buf)
             self.stats.noise_events += 1
+            self.health.stats.noise_events += 1
             log.debug(
                 "%s: %d stray byte(s) discarded: %s",
                 self.device_id,
@@ -235,33 +264,40 @@ class SerialPort:
         async with self._lock:
             rx, tx = self._rx, self._tx
             if rx is None or tx is None or rx.lost.is_set():
-                raise DeviceUnreachable(f"{self.device_id}: port {self.path} is not open")
+                why = f": {self.open_error}" if self.open_error else ""
+                msg = f"{self.device_id}: port {self.path} is not open{why}"
+                self.health.stats.failed("unreachable", msg)
+                raise DeviceUnreachable(msg, why=self.open_why)
             self._take_noise(rx)
             rx.arrived.clear()
             self.stats.requests += 1
             tx.write(data)
+            if self.tap is not None:
+                self.tap("tx", data)
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
+            sent_at = loop.time()
+            deadline = sent_at + timeout
             while True:
                 try:
                     n = split(rx.buf)
                 except FrameError as e:
-                    await self._garbled(rx, e, what)
+                    await self._garbled(rx, e, what, loop.time() - sent_at)
                 if n is not None:
                     frame = bytes(rx.buf[:n])
                     del rx.buf[:n]
                     try:
                         value = decode(frame)
                     except FrameError as e:
-                        await self._garbled(rx, e, what)
+                        await self._garbled(rx, e, what, loop.time() - sent_at)
+                    self.health.stats.answered(loop.time() - sent_at)
                     self._take_noise(rx)  # bytes after the reply: not part of it
                     self.stats.frames += 1
                     self.health.up()
                     return value
                 if rx.lost.is_set():
-                    raise DeviceUnreachable(
-                        f"{self.device_id}: port {self.path} lost during {what}"
-                    )
+                    msg = f"{self.device_id}: port {self.path} lost during {what}"
+                    self.health.stats.failed("unreachable", msg)
+                    raise DeviceUnreachable(msg, why="lost")
                 left = deadline - loop.time()
                 if left <= 0:
                     break
@@ -270,17 +306,27 @@ class SerialPort:
                     await asyncio.wait_for(rx.arrived.wait(), left)
             if rx.buf:
                 await self._garbled(
-                    rx, ShortFrame(f"{len(rx.buf)} byte(s) then silence for {timeout:g} s"), what
+                    rx,
+                    ShortFrame(f"{len(rx.buf)} byte(s) then silence for {timeout:g} s"),
+                    what,
+                    None,
                 )
             self.stats.timeouts += 1
+            msg = f"{self.device_id}: no reply to {what} in {timeout:g} s"
+            self.health.stats.failed("timeout", msg)
             self.health.down(f"no reply to {what} in {timeout:g} s")
-            raise DeviceTimeout(f"{self.device_id}: no reply to {what} in {timeout:g} s")
+            raise DeviceTimeout(msg, why="timeout")
 
-    async def _garbled(self, rx: _Receiver, e: FrameError, what: str) -> NoReturn:
+    async def _garbled(
+        self, rx: _Receiver, e: FrameError, what: str, latency_s: float | None
+    ) -> NoReturn:
         """Count and discard a broken reply, and whatever follows it until the line is quiet."""
         self.stats.bad_frames += 1
+        msg = f"{self.device_id}: garbled reply to {what} discarded: {e}"
+        kind = "checksum" if isinstance(e, BadChecksum) else "protocol"
+        self.health.stats.failed(kind, msg, latency_s)
         await self._drain(rx)
-        raise GarbledFrame(f"{self.device_id}: garbled reply to {what} discarded: {e}") from e
+        raise GarbledFrame(msg) from e
 
     async def _drain(self, rx: _Receiver) -> None:
         # Bounded: a line that never goes quiet must not hold the port forever.
@@ -297,12 +343,6 @@ class SerialPort:
             if rx.lost.is_set():
                 rx.buf.clear()
                 return
-
-
-def _why(e: BaseException) -> str:
-    if isinstance(e, serial.SerialException) and e.args:
-        return str(e.args[-1]) if len(e.args) > 1 else str(e)
-    return str(e) or type(e).__name__
 
 
 class SerialDevice:

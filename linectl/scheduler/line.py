@@ -447,6 +447,7 @@ class LineRunner:
             self._completing.add(q.inspection_id)  # too late to abort from here on
             record = await self.store.complete_inspection(q.inspection_id, at=self.clock.wall())
             verdict = InspectionVerdict(record.verdict)
+            self.stats.ended(str(verdict))
             failed = [c for c, v in record.item_verdicts().items() if v != "pass"]
             prompt = Prompt.RESULT_PASS if verdict is InspectionVerdict.PASS else Prompt.RESULT_FAIL
             await guide.show(prompt, " ".join(failed))
@@ -511,6 +512,7 @@ class LineRunner:
             )
         except Exception:
             log.exception("%s: could not record the abort of %s", self.id, q.inspection_id)
+        self.stats.ended("aborted")
         self.ctx.events.publish(
             "aborted",
             self.clock.wall(),

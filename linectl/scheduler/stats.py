@@ -72,6 +72,11 @@ class LineStats:
     started: float = 0.0
     journeys: list[JourneyTimes] = field(default_factory=list)
     completions: list[float] = field(default_factory=list)  # clock time each vehicle left
+    # inspections ended on this line, by verdict (pass, fail, incomplete) or "aborted"
+    verdicts: dict[str, int] = field(default_factory=dict)
+
+    def ended(self, verdict: str) -> None:
+        self.verdicts[verdict] = self.verdicts.get(verdict, 0) + 1
 
     @classmethod
     def for_line(cls, line: str, station_ids: list[str], t0: float) -> LineStats:
