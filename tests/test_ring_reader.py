@@ -131,6 +131,7 @@ async def test_stalled_reader_overrun_is_reported(rig: Rig) -> None:
     assert e.value.lost == e.value.count - seen - 1024 >= 1100 - 1024
     # nothing of the broken stretch was taken as good
     assert reader.count == seen
+    assert rig.rbt.health.stats.ring_overruns == 1  # counted for the device's statistics
     await rig.rbt.command(RbtCommand.STOP)
 
 
@@ -160,6 +161,7 @@ async def test_overwritten_while_reading_is_reported(manual_rig: Rig) -> None:
     # 15 slices of <= 62 samples, each 125 ms long: at 10.875 s, 1088 samples
     assert (e.value.first, e.value.count, e.value.lost) == (0, 1088, 1088 - 1024)
     assert reader.count == 0
+    assert manual_rig.rbt.health.stats.ring_overruns == 1
 
     # the same read at a pace the ring absorbs is fine
     bus.read_input_registers = slow_reader(0.001)  # type: ignore[method-assign]
