@@ -334,13 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from linectl.logs import setup_logging
-
-    setup_logging(
-        [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)], args.log_format
-    )
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the subcommand `args` chose; expected failures end in one line on stderr."""
     module_name, func_name = args.target.split(":")
     from linectl.config import ConfigError
 
@@ -353,6 +348,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"linectl {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from linectl.logs import setup_logging
+
+    setup_logging(
+        [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)], args.log_format
+    )
+    return dispatch(args)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from modbus_fixtures import eventually
 from mqtt_broker import running_broker
 from prometheus_client.parser import text_string_to_metric_families
 from site_fixtures import running_site
@@ -120,9 +121,11 @@ async def test_mqtt_connected_follows_the_broker(tmp_path: Path) -> None:
                 samples, _ = parse((await metrics_response(rig.site, upstream))[0])
                 assert len(pick(samples, "linectl_mqtt_connected")) == 2  # site + line L1
                 broker.stop()
-                async with asyncio.timeout(10):
-                    while upstream.link.connected.is_set():
-                        await asyncio.sleep(0.01)
+
+                async def up() -> bool:
+                    return upstream.link.connected.is_set()
+
+                await eventually(up, lambda c: not c, timeout_s=10)
                 assert await connected(rig, upstream) == [0.0]
             finally:
                 task.cancel()

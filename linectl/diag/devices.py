@@ -28,7 +28,7 @@ from linectl.device_report import Placed, describe_transport, placed_devices
 from linectl.diag.explain import ModbusRequest, explain
 from linectl.diag.models import reply_words
 from linectl.diag.output import print_json, print_table
-from linectl.diag.target import EXIT_FAILED, quiet_driver_logs, run, where, with_timeout
+from linectl.diag.target import EXIT_FAILED, run, where, with_timeout
 from linectl.drivers.devices import DeviceSet, Driver
 from linectl.drivers.errors import (
     DeviceError,
@@ -165,9 +165,8 @@ async def probe_all(cfg: SiteConfig, timeout_ms: float | None = None) -> list[Pr
 
 
 def cli(args: Any) -> int:
-    quiet_driver_logs(args.verbose)
     cfg = load_site_config(args.config)
-    probes = run(probe_all(cfg, args.timeout_ms))
+    probes = run(probe_all(cfg, args.timeout_ms), args.verbose)
     if args.json:
         print_json([p.json() for p in probes])
     else:

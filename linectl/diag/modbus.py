@@ -25,7 +25,6 @@ from linectl.diag.target import (
     EXIT_USAGE,
     adhoc_device,
     device_from_config,
-    quiet_driver_logs,
     run,
     where,
     with_timeout,
@@ -92,8 +91,6 @@ def decode(
     if fmt == "auto":
         return _by_map(table, address, regs, model)
     n = WIDTH[fmt]
-    if len(regs) % n:
-        raise CliError(f"--format {fmt} takes {n} registers a value: give an even --count")
     out = []
     for i in range(0, len(regs), n):
         raw = regs[i : i + n]
@@ -187,15 +184,16 @@ async def _read(
 
 
 def read_cli(args: Any) -> int:
-    quiet_driver_logs(args.verbose)
     cfg, from_config = target(args)
     model = _model(args, cfg, from_config)
     table: Table = TABLES[args.table]  # type: ignore[assignment]
     if not 1 <= args.count <= 2000:
         raise CliError("--count must be 1..2000 (2000 bits, 125 registers a request)", EXIT_USAGE)
     fmt = args.format or ("auto" if model else "u16")
+    if table.endswith("registers") and args.count % WIDTH.get(fmt, 1):
+        raise CliError(f"--format {fmt} takes 2 registers a value: give an even --count", 2)
     try:
-        values = run(_read(cfg, table, args.address, args.count))
+        values = run(_read(cfg, table, args.address, args.count), args.verbose)
     except DeviceError as e:
         req = ModbusRequest(table, args.address, args.count)
         raise CliError(explain(e, _where(cfg, from_config, model), req), EXIT_FAILED) from None
@@ -242,7 +240,6 @@ async def _write(cfg: DeviceConfig, table: Table, address: int, regs: list[int])
 
 
 def write_cli(args: Any) -> int:
-    quiet_driver_logs(args.verbose)
     cfg, from_config = target(args)
     model = _model(args, cfg, from_config)
     table: Table = TABLES[args.table]  # type: ignore[assignment]
@@ -255,7 +252,7 @@ def write_cli(args: Any) -> int:
     if any(not 0 <= r <= 0xFFFF for r in regs):
         raise CliError(f"--value out of range for --format {fmt}", EXIT_USAGE)
     try:
-        run(_write(cfg, table, args.address, regs))
+        run(_write(cfg, table, args.address, regs), args.verbose)
     except DeviceError as e:
         req = ModbusRequest(table, args.address, len(regs), write=True)
         raise CliError(explain(e, _where(cfg, from_config, model), req), EXIT_FAILED) from None

@@ -24,7 +24,7 @@ from linectl.config import SerialTransport, SiteConfig, load_site_config
 from linectl.device_report import placed_devices
 from linectl.diag.explain import DIALOUT_FIX
 from linectl.diag.output import print_json, print_table
-from linectl.diag.target import quiet_driver_logs, run
+from linectl.diag.target import run
 from linectl.drivers.health import DeviceHealth
 from linectl.drivers.serial import SerialPort
 
@@ -108,9 +108,8 @@ async def survey(cfg: SiteConfig | None) -> list[PortRow]:
 
 
 def cli(args: Any) -> int:
-    quiet_driver_logs(args.verbose)
     cfg = load_site_config(args.config) if args.config else None
-    rows = run(survey(cfg))
+    rows = run(survey(cfg), args.verbose)
     if args.json:
         print_json([asdict(r) for r in rows])
         return 0

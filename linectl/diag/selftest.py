@@ -36,7 +36,7 @@ from linectl.diag.devices import open_drivers
 from linectl.diag.explain import explain
 from linectl.diag.models import reply_words, status_words
 from linectl.diag.output import note, print_json, print_table
-from linectl.diag.target import EXIT_FAILED, device_from_config, quiet_driver_logs, run, where
+from linectl.diag.target import EXIT_FAILED, device_from_config, run, where
 from linectl.drivers.devices import DeviceSet, Driver
 from linectl.drivers.errors import DeviceError
 from linectl.drivers.framing import NhaReply, NhaStatus
@@ -310,14 +310,13 @@ async def _run(config: str, device_id: str) -> list[Step]:
 
 
 def cli(args: Any) -> int:
-    quiet_driver_logs(args.verbose)
     _, placed = device_from_config(args.config, args.device_id)
     if placed.station is None:
         raise CliError(f"{placed.cfg.id} is a line I/O module: no self-test; `diag watch` shows it")
     why = refusal(placed, base_url(args.url, args.config), token_of(args.token))
     if why is not None:
         raise CliError(why, EXIT_FAILED)
-    steps = run(_run(args.config, args.device_id))
+    steps = run(_run(args.config, args.device_id), args.verbose)
     if args.json:
         print_json(
             {

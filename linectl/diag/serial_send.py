@@ -22,7 +22,6 @@ from linectl.diag.target import (
     EXIT_USAGE,
     adhoc_device,
     device_from_config,
-    quiet_driver_logs,
     run,
     where,
     with_timeout,
@@ -41,6 +40,7 @@ class Exchange:
         self.reply: bytes | None = None
         self.decoded: Any = None
         self.latency_ms: float | None = None
+        self.sent = False  # the port opened, so the frame went out
 
     def split(self, buf: bytes | bytearray) -> int | None:
         try:
@@ -74,6 +74,7 @@ async def send(cfg: DeviceConfig, ex: Exchange) -> None:
     port = SerialPort(cfg.id, cfg.transport, DeviceHealth(cfg.id), timeout_s=cfg.timeout_s)  # type: ignore[arg-type]
     try:
         await port.start()
+        ex.sent = port.is_open
         await port.request(ex.req.frame, ex.split, ex.decode, what=ex.req.reads)
         ex.latency_ms = round(port.health.stats.latency_sum_s * 1000, 2)
     finally:
@@ -81,7 +82,6 @@ async def send(cfg: DeviceConfig, ex: Exchange) -> None:
 
 
 def cli(args: Any) -> int:
-    quiet_driver_logs(args.verbose)
     cfg, from_config = target(args)
     try:
         req = serial_request(cfg.model, args.frame, args.as_hex)
@@ -90,7 +90,7 @@ def cli(args: Any) -> int:
     ex = Exchange(req)
     error: str | None = None
     try:
-        run(send(cfg, ex))
+        run(send(cfg, ex), args.verbose)
     except DeviceError as e:
         error = explain(e, where(cfg, id_known=from_config))
         if cfg.model == "nht6" and sum(req.frame) % 256:
@@ -101,7 +101,7 @@ def cli(args: Any) -> int:
             {
                 "device": cfg.transport.device,  # type: ignore[union-attr]
                 "model": cfg.model,
-                "sent": req.frame.hex(" "),
+                "sent": req.frame.hex(" ") if ex.sent else None,
                 "sent_reads": req.reads,
                 "reply": ex.reply.hex(" ") if ex.reply is not None else None,
                 "latency_ms": ex.latency_ms,
@@ -111,7 +111,8 @@ def cli(args: Any) -> int:
             }
         )
     else:
-        print(f"sent:    {req.frame.hex(' ').upper()}  ({req.reads})")
+        if ex.sent:
+            print(f"sent:    {req.frame.hex(' ').upper()}  ({req.reads})")
         if ex.reply is not None:
             took = f"  in {ex.latency_ms:g} ms" if ex.latency_ms is not None else ""
             print(f"reply:   {ex.reply.hex(' ').upper()}{took}")

@@ -28,7 +28,7 @@ from linectl.config import SerialTransport
 from linectl.diag.explain import Where, explain
 from linectl.diag.models import NHT_COMMAND_NAMES, reply_words
 from linectl.diag.output import print_json
-from linectl.diag.target import EXIT_FAILED, quiet_driver_logs, run
+from linectl.diag.target import EXIT_FAILED, run
 from linectl.drivers.errors import DeviceUnreachable
 from linectl.drivers.framing import (
     ACK,
@@ -268,7 +268,6 @@ async def sniff(
 
 
 def cli(args: Any) -> int:
-    quiet_driver_logs(args.verbose)
     try:
         run(
             sniff(
@@ -279,7 +278,8 @@ def cli(args: Any) -> int:
                 args.count,
                 args.duration,
                 args.json,
-            )
+            ),
+            args.verbose,
         )
     except KeyboardInterrupt:
         return 0

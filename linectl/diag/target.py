@@ -25,21 +25,24 @@ EXIT_FAILED = 1  # a device down, a step failed, an exception reply
 EXIT_USAGE = 2  # bad arguments or config
 
 
-def quiet_driver_logs(verbose: int) -> None:
-    """diag says what went wrong itself; the drivers' "device is down" lines
-    (meant for the daemon's log) would only repeat it."""
+QUIETED = ("linectl.drivers", "pymodbus", "pymodbus.logging")
+
+
+def run(coro: Coroutine[Any, Any, T], verbose: int = 0) -> T:
+    """Run a diag coroutine. Without -v the drivers' own log lines ("device X is
+    down", meant for the daemon's log) are held back: diag says what went wrong
+    itself, in its own words. Levels are put back afterwards."""
+    saved = {name: logging.getLogger(name).level for name in QUIETED}
     if verbose == 0:
-        for name in ("linectl.drivers", "pymodbus", "pymodbus.logging"):
+        for name in QUIETED:
             logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
-    except KeyboardInterrupt:
-        raise
     except OSError as e:
         raise CliError(str(e), EXIT_FAILED) from None
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def find_device(cfg: SiteConfig, device_id: str) -> Placed:

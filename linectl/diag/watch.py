@@ -26,7 +26,7 @@ from linectl.diag.devices import open_drivers
 from linectl.diag.explain import explain
 from linectl.diag.models import reply_words
 from linectl.diag.output import cell, print_json
-from linectl.diag.target import device_from_config, quiet_driver_logs, run, where
+from linectl.diag.target import device_from_config, run, where
 from linectl.drivers.devices import DeviceSet, Driver
 from linectl.drivers.errors import DeviceError
 from linectl.drivers.hlt_ascii import ERROR_MEANINGS, HeadlampError, HltAscii
@@ -159,9 +159,8 @@ def _now() -> Any:
 
 
 def cli(args: Any) -> int:
-    quiet_driver_logs(args.verbose)
     try:
-        run(watch(args.device_id, args.config, args.interval, args.count, args.json))
+        run(watch(args.device_id, args.config, args.interval, args.count, args.json), args.verbose)
     except KeyboardInterrupt:
         return 0
     return 0

@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from linectl.backoff import Backoff
 from linectl.config import LineConfig
+from linectl.drivers.errors import DeviceError
 from linectl.drivers.lineio_modbus import LineIO, Prompt
 from linectl.items import STATION_OF_ITEM, InspectionVerdict, ItemResult, not_judged
 from linectl.scheduler.pool import Draw, ProxyDriverPool
@@ -199,8 +201,25 @@ class LineRunner:
 
     # --- running ----------------------------------------------------------------------
 
+    async def _start_io(self) -> None:
+        """Read the displays' SEQ before the first prompt, however long the line I/O
+        takes to answer: a station PC often boots before the module is powered, and
+        the daemon must wait for it (its health logs the outage once), not stop."""
+        delays = Backoff(0.5, 10.0)
+        while True:
+            try:
+                await self.io.start()
+                return
+            except DeviceError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Stopping: a cancellation swallowed inside the request (3.11's
+                    # wait_for, in pymodbus's connect) must not become a retry loop.
+                    raise asyncio.CancelledError from None
+                await asyncio.sleep(delays.next())
+
     async def run(self) -> None:
-        await self.io.start()
+        await self._start_io()
         for s in self.slots:
             await Guide(self.io, s.index, "", self.clock).entry_light(False)
             await Guide(self.io, s.index, "", self.clock).show(Prompt.BLANK)

@@ -1,0 +1,65 @@
+"""Running `linectl diag ...` from a test: parsed and dispatched as `main` does, in a
+worker thread (the command runs its own event loop, while the test's loop keeps
+serving the emulators), with its stdout and stderr captured; and a site config
+file for the simulator on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from linectl.cli import build_parser, dispatch
+from linectl.config import REPO_DIR
+
+
+async def diag(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of `linectl diag *argv`."""
+    args = build_parser().parse_args(["diag", *argv])
+    code = await asyncio.to_thread(dispatch, args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+async def diag_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any]:
+    code, out, err = await diag(capsys, *argv, "--json")
+    assert out, err
+    return code, json.loads(out)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def example_config(folder: Path) -> Path:
+    """config/site.example.toml in `folder`, on free TCP ports, its serial links
+    under `folder` (the example's relative paths), the repository's limits."""
+    text = (REPO_DIR / "config" / "site.example.toml").read_text(encoding="utf-8")
+    text = text.replace("port = 15020", f"port = {free_port()}")
+    text = text.replace("port = 15021", f"port = {free_port()}")
+    text = text.replace('dir = "limits"', f'dir = "{REPO_DIR / "config" / "limits"}"')
+    path = folder / "site.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def linectl(*argv: str, timeout_s: float = 60) -> tuple[int, str, str]:
+    """The real entry point in a child process: (exit status, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "linectl",
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
