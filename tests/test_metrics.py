@@ -16,6 +16,7 @@ from site_fixtures import running_site
 
 from linectl.config import MqttConfig
 from linectl.device_report import devices_report
+from linectl.diag.stats import rows as stats_rows
 from linectl.metrics import metrics_response
 from linectl.upstream import Upstream
 from linectl.upstream.connection import Backoff
@@ -102,6 +103,13 @@ async def test_metrics_and_devices_report_of_a_running_site(tmp_path: Path) -> N
     assert "no reply" in down["last_error"] and down["last_error_at"]
     for key in ("reconnects", "checksum_failures", "ring_overruns", "last_answer_at"):
         assert key in rbt
+
+    # what `linectl diag stats` prints of it: the client reads the server's field names
+    table = {row[0]: row for row in stats_rows(report)}
+    assert table["rbt-L1"][1:4] == ["up", requests, 0]
+    assert table["hlt-L1"][1] == "DOWN" and table["hlt-L1"][4] == 1
+    assert table["rbt-L1"][7] == f"{rbt['latency_p50_ms']:g} ms"
+    assert "no reply" in table["hlt-L1"][-1]
 
 
 async def test_mqtt_connected_follows_the_broker(tmp_path: Path) -> None:

@@ -87,7 +87,10 @@ async def read_values(driver: Driver) -> dict[str, Any]:
 
 
 def render(device: str, n: int, at: str, values: dict[str, Any], error: str | None) -> Table:
-    t = Table(title=f"{device}  read {n} at {at}  (Ctrl-C to stop)", show_header=False)
+    clock = at[11:19]  # HH:MM:SS of the UTC stamp
+    t = Table(
+        title=f"{device}, read {n} at {clock} UTC", caption="Ctrl-C to stop", show_header=False
+    )
     t.add_column("name", style="bold")
     t.add_column("value")
     for k, v in values.items():
