@@ -128,9 +128,16 @@ def make_handler(fmt: str = "text", stream: TextIO | None = None) -> logging.Han
 
 
 def setup_logging(level: int = logging.WARNING, fmt: str = "text") -> None:
-    """Replace the root logger's handlers with one that writes `fmt` to stderr."""
+    """One handler on the root logger writing `fmt` to stderr, at `level`.
+
+    Like logging.basicConfig, it leaves a root logger that already has handlers
+    of someone else's alone (a test runner capturing logs, an embedding program)
+    and only sets the level; a second call replaces the handler of the first."""
     root = logging.getLogger()
-    for h in list(root.handlers):
+    for h in [h for h in root.handlers if getattr(h, "linectl", False)]:
         root.removeHandler(h)
-    root.addHandler(make_handler(fmt))
+    if not root.handlers:
+        handler = make_handler(fmt)
+        handler.linectl = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
     root.setLevel(level)

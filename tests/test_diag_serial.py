@@ -178,13 +178,13 @@ async def test_sniff_cuts_a_line_into_frames(capsys: pytest.CaptureFixture[str])
             )
         )  # fmt: skip
         # the sniffer listens once its port is open: until then the line drops bytes
-        await eventually(lambda: asyncio.to_thread(_held, pty.path), bool, timeout_s=20)
+        early = await listening(capsys)
         for f in frames:
             pty.write(f)
             await asyncio.sleep(0.05)  # longer than the 5 ms gap between frames
         code, out, _ = await task
     assert code == 0
-    got = [json.loads(line) for line in out.splitlines()]
+    got = [json.loads(line) for line in (early + out).splitlines()]
     assert [(g["direction"], g["checksum"]) for g in got] == [
         ("host>dev", "ok"),
         ("dev>host", "ok"),
@@ -207,7 +207,7 @@ async def test_sniff_tells_the_analyser_s_side_by_its_bytes(
                 capsys, "sniff", "--device", pty.path, "--model", "nha503", "--count", "3", "--json"
             )
         )
-        await eventually(lambda: asyncio.to_thread(_held, pty.path), bool, timeout_s=20)
+        early = await listening(capsys)
         reading = gas.on_bytes(b"\x81")[0]
         broken = bytearray(reading)
         broken[5] ^= 0x04
@@ -215,7 +215,7 @@ async def test_sniff_tells_the_analyser_s_side_by_its_bytes(
             pty.write(chunk)
             await asyncio.sleep(0.05)
         code, out, _ = await task
-    got = [json.loads(line) for line in out.splitlines()]
+    got = [json.loads(line) for line in (early + out).splitlines()]
     assert code == 0
     assert [(g["direction"], g["checksum"]) for g in got] == [
         ("host>dev", "none"),
@@ -225,15 +225,19 @@ async def test_sniff_tells_the_analyser_s_side_by_its_bytes(
     assert got[0]["reads"] == "read" and "status 00 (ready)" in got[1]["reads"]
 
 
-def _held(path: str) -> bool:
-    """Whether the sniffer (in this process) has opened `path`: a descriptor on it
-    besides the one PtyPort keeps. Looked up in /proc, so the check takes no lock
-    that the sniffer's exclusive open could meet."""
-    fds = []
-    for fd in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):
-            fds.append(os.readlink(f"/proc/self/fd/{fd}"))
-    return fds.count(path) > 1
+async def listening(capsys: pytest.CaptureFixture[str]) -> str:
+    """Wait until the sniffer says it listens (its port open and flushed, so what is
+    written now reaches it); what it printed on stdout meanwhile."""
+    out, err = [], []
+
+    async def said() -> str:
+        o, e = capsys.readouterr()
+        out.append(o)
+        err.append(e)
+        return "".join(err)
+
+    await eventually(said, lambda e: "listening on" in e, timeout_s=20, pause_s=0.01)
+    return "".join(out)
 
 
 async def test_ports_lists_configured_ports_and_whether_they_open(

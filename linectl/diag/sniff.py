@@ -27,7 +27,7 @@ from linectl.cli import CliError
 from linectl.config import SerialTransport
 from linectl.diag.explain import Where, explain
 from linectl.diag.models import NHT_COMMAND_NAMES, reply_words
-from linectl.diag.output import print_json
+from linectl.diag.output import note, print_json
 from linectl.diag.target import EXIT_FAILED, run
 from linectl.drivers.errors import DeviceUnreachable
 from linectl.drivers.framing import (
@@ -251,6 +251,8 @@ async def sniff(
         if not port.is_open:
             e = DeviceUnreachable(port.open_error or "does not open", why=port.open_why)
             raise CliError(explain(e, Where(path, path=path)), EXIT_FAILED)
+        stop = f"{count} frame(s)" if count else "Ctrl-C"
+        note(f"listening on {path} ({model}, {baud} Bd), until {stop}")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration):
                 while count is None or seen < count:
