@@ -181,3 +181,27 @@ async def test_daemon_side_commands_without_a_daemon(
         f"linectl diag: no daemon answers at http://127.0.0.1:{port}: connection refused "
         "(is `linectl run` running, with [http] enabled, on that address?)"
     )
+
+
+async def test_devices_named_from_the_config(
+    sim_site: tuple[Path, SimSite], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg_path, _ = sim_site
+    code, values = await diag_json(
+        capsys, "modbus", "read", "io-L1", "--config", str(cfg_path), "--table", "holding",
+        "--address", "1100", "--count", "42",
+    )  # fmt: skip
+    # station 1's guide display block, each field read by its type in the map
+    assert code == 0
+    assert [v["name"] for v in values] == [
+        "PROMPT (station 1)", "PLATE (station 1)", "TEXT (station 1)", "SEQ (station 1)"
+    ]  # fmt: skip
+    assert values[0]["meaning"] == "BLANK" and values[1]["value"] == ""
+    code, doc = await diag_json(
+        capsys, "serial", "send", "--id", "hlt-L1", "--config", str(cfg_path), "RST"
+    )
+    assert code == 0 and doc["decoded_words"] == "ACK"
+    code, _, err = await diag(
+        capsys, "modbus", "read", "hlt-L1", "--config", str(cfg_path), "--table", "input"
+    )
+    assert code == 2 and "hlt-L1 is a hlt-ascii, not a Modbus device" in err
