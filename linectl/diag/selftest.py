@@ -270,12 +270,15 @@ def refusal(placed: Placed, url: str, token: str | None) -> str | None:
         return None
     st = next((s for s in line.get("stations", []) if s.get("id") == station), None)
     state = st.get("state") if st else None
-    if line.get("paused") is True and state == "free":
+    # http.md names pause and resume but not the field that shows it: a boolean
+    # `paused`, or a line `state` of "paused".
+    paused = line.get("paused") is True or line.get("state") == "paused"
+    if paused and state == "free":
         return None
     why = f"station {station} is {state or 'unknown'}" + (
         f" with {st['plate']}" if st and st.get("plate") else ""
     )
-    running = "paused" if line.get("paused") is True else "running"
+    running = "paused" if paused else "running"
     return (
         f"station {station} of line {placed.line} is in use by the running daemon "
         f"({why}, line {running}): pause line {placed.line} (console, or POST "
