@@ -44,12 +44,17 @@ def session_policy(cfg: HttpConfig) -> SessionPolicy:
 
 
 def http_server(
-    ops: Operations, store: AsyncStore, cfg: HttpConfig, listen: str | None = None
+    ops: Operations,
+    store: AsyncStore,
+    cfg: HttpConfig,
+    listen: str | None = None,
+    upstream: Upstream | None = None,
 ) -> HttpServer:
     """The console and API of `ops`, listening where `listen` (or the config) says."""
     host, port = parse_listen(listen or cfg.listen)
     tls = cfg.cert_file is not None
-    app = create_app(ops, Authenticator(store, session_policy(cfg)), HttpSettings(tls=tls))
+    auth = Authenticator(store, session_policy(cfg))
+    app = create_app(ops, auth, HttpSettings(tls=tls), upstream)
     return HttpServer(app, host, port, cert_file=cfg.cert_file, key_file=cfg.key_file)
 
 
@@ -85,7 +90,7 @@ async def _run_daemon(cfg: SiteConfig, time_scale: float, listen: str | None) ->
             log.info("no [mqtt] configured: results wait in the outbox (%d waiting)", backlog)
         http = None
         if cfg.http.enabled or listen:
-            http = http_server(ops, store, cfg.http, listen)
+            http = http_server(ops, store, cfg.http, listen, upstream)
             try:
                 http.bind()
             except OSError as e:

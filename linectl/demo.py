@@ -425,11 +425,13 @@ def demo_login(store: Store) -> str:
     return password
 
 
-def demo_http(ops: Operations, store: AsyncStore, listen: str | None) -> tuple[HttpServer, str]:
+def demo_http(
+    ops: Operations, store: AsyncStore, listen: str | None, upstream: Upstream | None = None
+) -> tuple[HttpServer, str]:
     """The console of the demo, bound: at `listen`, or, when the default port is
     taken, at any free port of the same host (with a note why)."""
     assert listen is not None
-    server = http_server(ops, store, HttpConfig(), listen)
+    server = http_server(ops, store, HttpConfig(), listen, upstream)
     note = ""
     try:
         server.bind()
@@ -437,7 +439,7 @@ def demo_http(ops: Operations, store: AsyncStore, listen: str | None) -> tuple[H
         if listen != DEFAULT_DEMO_HTTP:
             raise CliError(f"--http {listen}: cannot listen there: {e.strerror}", 2) from None
         host, _ = parse_listen(listen)
-        server = http_server(ops, store, HttpConfig(), f"{host}:0")
+        server = http_server(ops, store, HttpConfig(), f"{host}:0", upstream)
         server.bind()
         note = f" ({listen} is taken)"
     return server, note
@@ -469,7 +471,7 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
         flush=True,
     )
     if listen is not None:
-        http, note = demo_http(ops, store, listen)
+        http, note = demo_http(ops, store, listen, upstream)
         password = await store.run(demo_login, store.store)
         print(
             f"console: {http.url}{note}  sign in as {DEMO_OPERATOR} / {password} "

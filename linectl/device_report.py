@@ -3,8 +3,9 @@
 One entry per configured device, in config order (each line's I/O module,
 then its stations' instruments), joining the config (model, line, station,
 transport) with what the drivers keep (up or down, the last error, the
-counters and latency of drivers/stats.py). The HTTP layer serves
-`devices_report(site)` as it is; `linectl diag stats` prints it.
+counters and latency of drivers/stats.py). `Operations.devices` serves it
+to technicians (the HTTP API's `GET /api/devices`); `linectl diag stats`
+prints it.
 
 Fields (http.md names `up`, `last_error`, `requests`, `errors`, `timeouts`,
 `reconnects` and latency p50/p99; the rest is added, as http.md allows):
@@ -25,8 +26,8 @@ from linectl.config import DeviceConfig, SiteConfig, TcpTransport
 from linectl.drivers.stats import DeviceStats
 
 if TYPE_CHECKING:
-    from linectl.daemon import Site
     from linectl.drivers.devices import Driver
+    from linectl.site import Site
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The site's figures in Prometheus text format: what `GET /metrics` serves.
 
 `await metrics_response(site, upstream)` returns the body and its content
-type; the HTTP layer only mounts it. Values are read from the running site at
+type; the HTTP app serves it at `/metrics` without sign-in, as http.md says. Values are read from the running site at
 scrape time (a custom collector, nothing kept twice), so a scrape costs a
 walk over the devices and lines and one outbox count in the database.
 
@@ -49,7 +49,7 @@ from linectl.device_report import placed_devices
 from linectl.drivers.stats import ERROR_KINDS
 
 if TYPE_CHECKING:
-    from linectl.daemon import Site
+    from linectl.site import Site
     from linectl.upstream import Upstream
 
 VERDICTS = ("pass", "fail", "incomplete", "aborted")

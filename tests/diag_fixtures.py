@@ -39,12 +39,16 @@ def free_port() -> int:
 
 
 def example_config(folder: Path) -> Path:
-    """config/site.example.toml in `folder`, on free TCP ports, its serial links
-    under `folder` (the example's relative paths), the repository's limits."""
+    """config/site.example.toml in `folder`, on free TCP ports (instruments and the
+    HTTP listener), its serial links under `folder` (the example's relative paths),
+    the repository's limits."""
     text = (REPO_DIR / "config" / "site.example.toml").read_text(encoding="utf-8")
     text = text.replace("port = 15020", f"port = {free_port()}")
     text = text.replace("port = 15021", f"port = {free_port()}")
     text = text.replace('dir = "limits"', f'dir = "{REPO_DIR / "config" / "limits"}"')
+    # never the shared default port: other tests (and people) use 8080 on this machine
+    text = text.replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{free_port()}"')
+    assert 'listen = "127.0.0.1:8080"' not in text
     path = folder / "site.toml"
     path.write_text(text, encoding="utf-8")
     return path

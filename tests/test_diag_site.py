@@ -169,12 +169,10 @@ async def test_daemon_side_commands_without_a_daemon(
     port = free_port()
     cfg = example_config(tmp_path)
     with_http = tmp_path / "with-http.toml"
-    with_http.write_text(
-        cfg.read_text(encoding="utf-8").replace(
-            "[database]", f'[http]\nlisten = "0.0.0.0:{port}"\n\n[database]'
-        ),
-        encoding="utf-8",
-    )
+    text = cfg.read_text(encoding="utf-8")
+    start = text.index('listen = "') + len('listen = "')
+    end = text.index('"', start)
+    with_http.write_text(text[:start] + f"0.0.0.0:{port}" + text[end:], encoding="utf-8")
     code, out, err = await diag(capsys, "stats", "--config", str(with_http))
     assert code == 1 and out == ""
     assert err.strip() == (

@@ -12,9 +12,9 @@ from diag_fixtures import free_port
 from modbus_fixtures import eventually
 
 from linectl.clock import Clock
-from linectl.daemon import Site, open_store
 from linectl.demo import demo_config
 from linectl.drivers.lineio_modbus import Prompt
+from linectl.site import Site, open_store
 from sim.lineio import LineIOEmulator
 from sim.modbus_server import serve_tcp
 

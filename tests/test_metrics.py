@@ -120,7 +120,7 @@ async def test_mqtt_connected_follows_the_broker(tmp_path: Path) -> None:
     with running_broker(tmp_path / "broker") as broker:
         async with running_site(tmp_path, kinds=("brake",)) as rig:
             upstream = Upstream(
-                rig.site, MqttConfig(url=broker.url), backoff=lambda: Backoff(0.02, 0.2)
+                rig.ops, MqttConfig(url=broker.url), backoff=lambda: Backoff(0.02, 0.2)
             )
             task = asyncio.create_task(upstream.run())
             try:

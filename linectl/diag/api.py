@@ -1,9 +1,7 @@
 """The running daemon's HTTP API (http.md), as diag asks it: a small blocking client.
 
-The address is `--url`, else the config's `[http] listen` (read from the TOML
-as written, so an older daemon's config without that table works too), else
-http.md's default 127.0.0.1:8080; `https://` when the config sets
-`[http] cert_file`. The token is `--token`, else `$LINECTL_TOKEN`, sent as
+The address is `--url`, else the config's `[http] listen`, else http.md's
+default 127.0.0.1:8080; `https://` when the config sets `[http] cert_file`. The token is `--token`, else `$LINECTL_TOKEN`, sent as
 `Authorization: Bearer`. Failures are `ApiError` with a kind (`unreachable`,
 `unauthorized`, `forbidden`, `http`) and one line for a technician.
 """
@@ -13,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tomllib
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
+
+from linectl.config import load_site_config, parse_listen
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 TOKEN_ENV = "LINECTL_TOKEN"
@@ -31,22 +29,23 @@ class ApiError(Exception):
 
 
 def base_url(url: str | None, config: str | None) -> str:
-    """Where the daemon's API is: --url, the config's [http] listen, or the default."""
+    """Where the daemon's API is: --url, the config's [http] listen, or the default.
+    A daemon listening on every address is asked on this PC's loopback."""
     if url:
         return url.rstrip("/")
     listen, scheme = DEFAULT_LISTEN, "http"
     if config:
-        try:
-            raw = tomllib.loads(Path(config).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError):
-            raw = {}  # load_site_config, where it runs, names the problem
-        http = raw.get("http") or {}
-        if isinstance(http, dict):
-            listen = str(http.get("listen") or listen)
-            scheme = "https" if http.get("cert_file") else "http"
-    host, _, port = listen.rpartition(":")
-    if host in ("0.0.0.0", "", "::", "[::]"):
-        host = "127.0.0.1"  # listening everywhere: ask it here
+        http = load_site_config(config).http
+        if not http.enabled:
+            raise ApiError(
+                "disabled", f"{config} has [http] enabled = false: the daemon has no API to ask"
+            )
+        listen, scheme = http.listen, "https" if http.cert_file else "http"
+    host, port = parse_listen(listen)
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
     return f"{scheme}://{host}:{port}"
 
 

@@ -254,19 +254,20 @@ ROUTINES: dict[type, Callable[[Any, Run], Awaitable[None]]] = {
 }
 
 
-def refusal(placed: Placed, url: str, token: str | None) -> str | None:
+def refusal(placed: Placed, url: str | None, config: str, token: str | None) -> str | None:
     """Why the self-test must not run now (the daemon uses the station), or None."""
     station = placed.station
     try:
-        lines = get_json(url, "/api/lines", token)
+        base = base_url(url, config)
+        lines = get_json(base, "/api/lines", token)
     except ApiError as e:
-        if e.kind == "unreachable":
+        if e.kind in ("unreachable", "disabled"):
             note(f"{e}; going ahead (a daemon with [http] disabled cannot be asked: stop it first)")
             return None
         return f"cannot tell whether the running daemon uses station {station}: {e}"
     line = next((ln for ln in lines if isinstance(ln, dict) and ln.get("id") == placed.line), None)
     if line is None:
-        note(f"the daemon at {url} has no line {placed.line}; going ahead")
+        note(f"the daemon at {base} has no line {placed.line}; going ahead")
         return None
     st = next((s for s in line.get("stations", []) if s.get("id") == station), None)
     state = st.get("state") if st else None
@@ -316,7 +317,7 @@ def cli(args: Any) -> int:
     _, placed = device_from_config(args.config, args.device_id)
     if placed.station is None:
         raise CliError(f"{placed.cfg.id} is a line I/O module: no self-test; `diag watch` shows it")
-    why = refusal(placed, base_url(args.url, args.config), token_of(args.token))
+    why = refusal(placed, args.url, args.config, token_of(args.token))
     if why is not None:
         raise CliError(why, EXIT_FAILED)
     steps = run(_run(args.config, args.device_id), args.verbose)

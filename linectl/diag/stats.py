@@ -47,8 +47,8 @@ def rows(devices: list[dict[str, Any]]) -> list[list[Any]]:
 
 
 def cli(args: Any) -> int:
-    url = base_url(args.url, args.config)
     try:
+        url = base_url(args.url, args.config)
         devices = get_json(url, "/api/devices", token_of(args.token))
     except ApiError as e:
         raise CliError(str(e), EXIT_FAILED) from None

@@ -34,6 +34,12 @@ async def lines(request: Request, actor: ActorDep) -> list[dict[str, Any]]:
     return ops_of(request).lines(actor)
 
 
+@router.get("/devices")
+async def devices(request: Request, actor: ActorDep) -> list[dict[str, Any]]:
+    """Per device: up, last error, requests, errors, timeouts, reconnects, latency."""
+    return ops_of(request).devices(actor)
+
+
 @router.get("/inspections")
 async def inspections(
     request: Request,

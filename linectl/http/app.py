@@ -1,7 +1,8 @@
 """The console and JSON API as one ASGI app: `create_app(ops, auth)`.
 
 What the app holds (`app.state`): `ops` (linectl.ops.Operations, the only way
-to the site), `auth` (linectl.ops.auth.Authenticator), `settings`
+to the site), `auth` (linectl.ops.auth.Authenticator), `upstream` (the MQTT
+Upstream or None, for /metrics), `settings`
 (`HttpSettings`), `templates` (Jinja2, from linectl/http/templates, with the
 i18n extension and null translations installed until catalogues exist) and
 `stopping` (set when the server shuts down: long streams end).
@@ -24,7 +25,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jinja2
@@ -38,10 +39,14 @@ from starlette.templating import Jinja2Templates
 from linectl import __version__
 from linectl.http import api, pages, sse
 from linectl.http.auth import HttpError, NotSignedIn
+from linectl.metrics import metrics_response
 from linectl.ops.auth import Authenticator, TooManyAttempts
 from linectl.ops.errors import OpError
 from linectl.ops.operations import Operations
 from linectl.vehicle import InvalidField
+
+if TYPE_CHECKING:
+    from linectl.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +79,10 @@ def make_templates() -> Jinja2Templates:
 
 
 def create_app(
-    ops: Operations, auth: Authenticator, settings: HttpSettings | None = None
+    ops: Operations,
+    auth: Authenticator,
+    settings: HttpSettings | None = None,
+    upstream: Upstream | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="linectl",
@@ -85,6 +93,7 @@ def create_app(
     )
     app.state.ops = ops
     app.state.auth = auth
+    app.state.upstream = upstream
     app.state.settings = settings or HttpSettings()
     app.state.templates = make_templates()
     app.state.stopping = asyncio.Event()
@@ -98,6 +107,12 @@ def create_app(
         if not ready:
             body["starting"] = True
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        """Prometheus text format, no sign-in (http.md); linectl.metrics says what."""
+        body, content_type = await metrics_response(ops.site, app.state.upstream)
+        return Response(body, media_type=content_type)
 
     for router in ROUTERS:
         app.include_router(router)

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from linectl.clock import utc_iso
+from linectl.device_report import devices_report
 from linectl.events import Subscription
 from linectl.items import InspectionVerdict
 from linectl.ops.actor import Action, Actor
@@ -109,6 +110,11 @@ class Operations:
             raise Forbidden(f"{actor.name} ({actor.role}) may not {action}")
 
     # --- reads --------------------------------------------------------------------
+
+    def devices(self, actor: Actor) -> list[dict[str, Any]]:
+        """Each device: up, last error, counters, latency (linectl.device_report)."""
+        self.allow(actor, Action.DIAGNOSE)
+        return devices_report(self.site)
 
     def lines(self, actor: Actor) -> list[dict[str, Any]]:
         """Each line's status: the object of mqtt.md's status topic, with its id."""
