@@ -44,7 +44,12 @@ async def test_devices_up_with_the_simulator_and_down_without(tmp_path: Path) ->
         assert probes[1]["detail"].startswith("STATE 0 IDLE")
     finally:
         sim.send_signal(signal.SIGINT)
-        await asyncio.wait_for(sim.communicate(), 30)
+        try:
+            await asyncio.wait_for(sim.communicate(), 30)
+        finally:
+            if sim.returncode is None:
+                sim.kill()
+                await sim.wait()
     assert sim.returncode == 0
     code, out, err = await linectl("diag", "devices", "--config", str(cfg))
     assert code == 1 and err == ""

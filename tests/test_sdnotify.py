@@ -86,13 +86,18 @@ async def test_linectl_run_reports_ready_and_stopping(
     )  # fmt: skip
     got: list[bytes] = []
     try:
-        while not any(m.startswith(b"READY=1") for m in got):
+        try:
+            while not any(m.startswith(b"READY=1") for m in got):
+                got.append(await asyncio.to_thread(sock.recv, 4096))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+        while not any(m.startswith(b"STOPPING=1") for m in got):
             got.append(await asyncio.to_thread(sock.recv, 4096))
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:
-        proc.send_signal(signal.SIGTERM)
-    while not any(m.startswith(b"STOPPING=1") for m in got):
-        got.append(await asyncio.to_thread(sock.recv, 4096))
-    _, err = await asyncio.wait_for(proc.communicate(), 30)
+        if proc.returncode is None:  # never leave a daemon behind a failed test
+            proc.kill()
+            await proc.wait()
     assert proc.returncode == 0, err.decode()
     ready = next(m for m in got if m.startswith(b"READY=1"))
     assert ready == b"READY=1\nSTATUS=site zc01: 1 line(s) running"
