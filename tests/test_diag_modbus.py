@@ -83,7 +83,9 @@ async def test_write_a_command_and_a_value_out_of_range(
         "--value", "5", "--model", "rbt-modbus",
     )  # fmt: skip
     assert code == 0 and "COMMAND" in out and "5 LIFT_UP" in out
-    assert emu.lift_up and emu.command == 5
+    assert emu.command == 5 and not emu.lift_up, "the lift travels before input 4 changes"
+    emu.clock.t += emu.lift_travel_s
+    assert emu.lift_up
 
     code, _, err = await diag(
         capsys, "modbus", "write", *where, "--table", "holding", "--address", "1",

@@ -83,7 +83,13 @@ async def test_binary_instruments_get_their_framing(capsys: pytest.CaptureFixtur
             capsys, "serial", "send", "--device", gas_path, "--model", "nha503", "0x88"
         )
         assert code == 0 and doc["decoded"] == {"reply": "accepted", "code": 6}
-        # one byte A5: the CS is added; the reply decoded with its own CS checked
+        # A4 zeroes in the opacimeter's own time; then one byte A5 (its CS added
+        # by diag) reads the zeroed chamber, the reply decoded with its CS checked
+        code, doc = await diag_json(
+            capsys, "serial", "send", "--device", smoke_path, "--model", "nht6", "A4"
+        )
+        assert code == 0 and doc["sent"] == nht_command(0xA4).hex(" ")
+        smoke.clock.t += smoke.zero_s  # the zero lands; the optics drift on after it
         code, doc = await diag_json(
             capsys, "serial", "send", "--device", smoke_path, "--model", "nht6", "A5"
         )

@@ -52,6 +52,7 @@ WEIGH_LIMIT_S = 5.0  # devices.md: WEIGHED within 2 s
 NEAR_ZERO_KG = 5
 ANALYSER_OP_LIMIT_S = 40.0  # devices.md: a zero or leak check runs up to 30 s
 NEAR_ZERO_OPACITY_PCT = 1.0
+OPACIMETER_ZERO_LIMIT_S = 15.0  # as the emission procedure's ZERO_TIMEOUT_S
 POLL_S = 0.05
 
 
@@ -216,11 +217,20 @@ async def opacimeter(smoke: Nht6, r: Run) -> None:
         return "echoed A4: zero taken"
 
     async def clean() -> str:
-        f = await smoke.realtime()
-        words = reply_words(f)[0]
-        if f.opacity_pct > NEAR_ZERO_OPACITY_PCT:
-            raise StepFailed(f"{words}: not near zero after zeroing (smoke chamber dirty?)")
-        return words
+        # The echo comes at once but the zero takes seconds (devices.md gives no
+        # busy state): watch the clean-air reading, as the emission procedure does.
+        t0 = time.monotonic()
+        while True:
+            f = await smoke.realtime()
+            words = reply_words(f)[0]
+            if f.opacity_pct <= NEAR_ZERO_OPACITY_PCT:
+                return f"{words} after {time.monotonic() - t0:.1f} s"
+            if time.monotonic() - t0 > OPACIMETER_ZERO_LIMIT_S:
+                raise StepFailed(
+                    f"{words}: not near zero {OPACIMETER_ZERO_LIMIT_S:g} s after zeroing "
+                    "(smoke chamber dirty?)"
+                )
+            await asyncio.sleep(0.2)
 
     for name, work in (("zero", zero), ("opacity near zero", clean)):
         if not await r.step(name, work):
