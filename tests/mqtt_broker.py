@@ -46,10 +46,22 @@ def _binary(name: str) -> str:
     return found
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    """A port free now and never handed out before in this test run.
+
+    The kernel may give a just-closed port again at once: two devices of one
+    config then met on the same port (and the simulator saw two unit ids 1).
+    """
+    while True:
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Broker:
