@@ -24,6 +24,7 @@ Typical use:
   linectl run --config config/site.example.toml  the daemon, against sim or hardware
   linectl results                                 the latest inspections
   linectl user add ana --role operator            an account for the console and API
+  linectl report ID --pdf report.pdf              the inspection report, to print
   linectl judge measurement.json                  re-judge a disputed measurement
   linectl diag devices --config site.toml         probe every device (technicians)
 
@@ -215,6 +216,33 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--config", help="site config to take the database URL from")
     res.add_argument(
         "--limit", type=_positive_int, default=50, help="how many to list (default 50)"
+    )
+
+    rep = cmd(
+        "report",
+        "linectl.report.cli:cli",
+        "the inspection report (检验报告) of one inspection, as HTML or PDF",
+        "Write the printable A4 report of an inspection: vehicle, proxy driver, every\n"
+        "item's values with their limits and the standard they come from, the brake\n"
+        "curves, the revision history and the verification code of the published result.\n"
+        "An inspection still running gives a report marked provisional, without verdict.\n"
+        "\n"
+        "Example:\n"
+        "  linectl report zc01-20261201-0007 --pdf report.pdf --config site.toml\n"
+        "  linectl report zc01-20261201-0007 --lang en --html report.html --db sqlite:///var/r.db",
+    )
+    rep.add_argument("inspection_id", metavar="ID", help="the inspection, e.g. zc01-20261201-0007")
+    out = rep.add_mutually_exclusive_group()
+    out.add_argument("--html", metavar="FILE", help="write HTML to FILE (default: to stdout)")
+    out.add_argument("--pdf", metavar="FILE", help="write PDF to FILE (- for stdout)")
+    rep.add_argument(
+        "--lang", choices=("zh", "en"), default="zh", help="language (default zh: 简体中文)"
+    )
+    rep.add_argument(
+        "--db", help="database URL (default: the one of --config, else sqlite:///linectl.db)"
+    )
+    rep.add_argument(
+        "--config", help="site config: database, site name, time zone and limits folder"
     )
 
     j = cmd(

@@ -226,6 +226,8 @@ class HttpConfig(_Model):
 
 class SiteConfig(_Model):
     site_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    # The station's name as printed at the top of its inspection reports.
+    site_name: str | None = None
     # IANA zone of the site's local time (break times); none: the machine's own.
     timezone: str | None = None
     lines: list[LineConfig] = Field(min_length=1)

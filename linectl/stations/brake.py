@@ -10,7 +10,9 @@ stops on slip or its time limit -> judge the axle; on a parking axle the
 same run again behind APPLY_PARKING_BRAKE; then LIFT_UP, wait for input 4 =
 1, DRIVE_FORWARD to the next axle. After the last axle: B0 over the parking
 runs and BT over all axles, and the lift up (waited for) before the line
-shows DRIVE_OUT. The ring buffer is read while the run goes, so no sample
+shows DRIVE_OUT. When the APPLY prompt reached the display is kept with each
+run's values (`apply_s`, s after BRAKE, the curve's time base), so the
+report can mark it on the curve. The ring buffer is read while the run goes, so no sample
 is lost; an overrun or a device fault makes the item not judged with the
 reason, never pass or fail.
 
@@ -98,6 +100,7 @@ class Run:
     stop_reason: int
     left_locked: bool
     right_locked: bool
+    apply_s: float  # when the APPLY prompt reached the display, s after BRAKE
 
 
 class BrakeProcedure(Procedure):
@@ -166,6 +169,7 @@ class BrakeProcedure(Procedure):
         need_all_axles = "BT" in items
         axle_results: list[ItemResult] = []
         parking_runs: list[tuple[int, BrakeCurve, bool]] = []
+        parking_apply: dict[str, float] = {}
         total_load = 0.0
         started = self.clock.wall()
 
@@ -193,6 +197,7 @@ class BrakeProcedure(Procedure):
                         left_locked=run.left_locked,
                         right_locked=run.right_locked,
                     )
+                    res.values["apply_s"] = run.apply_s
                 except (RingOverrun, RunUntrusted) as e:
                     log.warning("%s: %s axle %d: %s", self.id, visit.plate, n, e)
                     res = not_judged(
@@ -205,6 +210,7 @@ class BrakeProcedure(Procedure):
                 try:
                     run = await self._brake_run(guide, parking=True)
                     parking_runs.append((n, run.curve, run.left_locked or run.right_locked))
+                    parking_apply[f"axle{n}_apply_s"] = run.apply_s
                 except (RingOverrun, RunUntrusted) as e:
                     log.warning("%s: %s parking axle %d: %s", self.id, visit.plate, n, e)
                     parking_runs.append((n, BrakeCurve(SAMPLE_PERIOD_MS, [], []), False))
@@ -219,6 +225,7 @@ class BrakeProcedure(Procedure):
         # The lift goes up in run()'s finally, after the judgement: the data is complete.
         if "B0" in items:
             res = judge_parking(parking_runs, total_load, v, limits)
+            res.values |= parking_apply
             out.append(await self.record(recorder, visit, res, self.rbt.id, started))
         if "BT" in items:
             res = judge_total(axle_results, limits)
@@ -316,6 +323,7 @@ class BrakeProcedure(Procedure):
             stop_reason=stop,
             left_locked=st.slip_left or stop in (StopReason.LEFT_SLIP, StopReason.BOTH_SLIP),
             right_locked=st.slip_right or stop in (StopReason.RIGHT_SLIP, StopReason.BOTH_SLIP),
+            apply_s=round(shown - t0, 2),
         )
 
     async def _prompt_at(self, guide: Guide, prompt: Prompt, t: float) -> float:

@@ -5,6 +5,11 @@ emission.toml) and their validation; it holds no limit number itself. A file
 that is missing, not TOML, lacks a key, has a key of the wrong type or range,
 or has a key nobody reads (a typo would otherwise silently keep a default) is
 refused with `LimitsError`, whose message names the file and the key.
+
+Each file also says where its numbers come from: a `source` string (the
+standard) at its top or in a table, inherited by the tables inside it, and
+required for every top-level table. `Limits.source("emission.two_speed_idle.b")`
+gives the one that applies, for the inspection report to print beside a limit.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
@@ -166,6 +171,18 @@ class Limits:
     brake: BrakeLimits
     headlamp: HeadlampLimits
     emission: EmissionLimits
+    # Where the numbers come from, by table: "brake", "brake.rate", "headlamp.intensity", ...
+    sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def source(self, table: str) -> str | None:
+        """The source of the numbers in `table` (a dotted path below the file's
+        stem), from the nearest table up that names one."""
+        path = table
+        while path:
+            if path in self.sources:
+                return self.sources[path]
+            path = path.rpartition(".")[0]
+        return None
 
 
 # ---------------------------------------------------------------- reading
@@ -174,11 +191,28 @@ class Limits:
 class _Table:
     """One TOML table being read: every read names its key; unread keys are errors."""
 
-    def __init__(self, file: Path, data: dict[str, Any], path: str = "") -> None:
+    def __init__(
+        self,
+        file: Path,
+        data: dict[str, Any],
+        path: str = "",
+        sources: dict[str, str] | None = None,
+        inherited: str | None = None,
+    ) -> None:
         self.file = file
         self.data = data
         self.path = path
         self._read: set[str] = set()
+        self.sources = {} if sources is None else sources
+        own = data.get("source")
+        if own is not None:
+            self._read.add("source")
+            if not isinstance(own, str) or not own.strip():
+                raise self.error("source", f"must be the name of a standard, got {own!r}")
+        self.source: str | None = own.strip() if own is not None else inherited
+        if own is not None:
+            stem = Path(file).stem
+            self.sources[f"{stem}.{path}" if path else stem] = self.source
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -196,7 +230,12 @@ class _Table:
         v = self._get(name)
         if not isinstance(v, dict):
             raise self.error(name, f"must be a table, got {v!r}")
-        return _Table(self.file, v, self.key(name))
+        child = _Table(self.file, v, self.key(name), self.sources, self.source)
+        if child.source is None:
+            raise child.error(
+                "source", "missing: the standard these limits come from (printed on reports)"
+            )
+        return child
 
     def number(
         self,
@@ -232,7 +271,7 @@ class _Table:
             raise self.error(unknown[0], "unknown key (misspelt?)")
 
 
-def _open(dir: Path, name: str) -> _Table:
+def _open(dir: Path, name: str, sources: dict[str, str]) -> _Table:
     file = dir / name
     try:
         with file.open("rb") as f:
@@ -243,7 +282,7 @@ def _open(dir: Path, name: str) -> _Table:
         raise LimitsError(file, None, f"cannot read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise LimitsError(file, None, f"not valid TOML: {e}") from None
-    return _Table(file, data)
+    return _Table(file, data, sources=sources)
 
 
 def _ordered(t: _Table, low_name: str, low: float, high_name: str, high: float) -> None:
@@ -251,8 +290,8 @@ def _ordered(t: _Table, low_name: str, low: float, high_name: str, high: float) 
         raise t.error(high_name, f"must be above {t.key(low_name)} ({low:g}), got {high:g}")
 
 
-def _load_brake(dir: Path) -> BrakeLimits:
-    root = _open(dir, "brake.toml")
+def _load_brake(dir: Path, sources: dict[str, str]) -> BrakeLimits:
+    root = _open(dir, "brake.toml", sources)
     g = root.number("g_m_s2")
 
     timing = root.table("timing")
@@ -325,8 +364,8 @@ def _load_brake(dir: Path) -> BrakeLimits:
     )
 
 
-def _load_headlamp(dir: Path) -> HeadlampLimits:
-    root = _open(dir, "headlamp.toml")
+def _load_headlamp(dir: Path, sources: dict[str, str]) -> HeadlampLimits:
+    root = _open(dir, "headlamp.toml", sources)
     inten = root.table("intensity")
     slow_below = inten.number("slow_below_kmh")
 
@@ -379,8 +418,8 @@ def _load_headlamp(dir: Path) -> HeadlampLimits:
     )
 
 
-def _load_emission(dir: Path) -> EmissionLimits:
-    root = _open(dir, "emission.toml")
+def _load_emission(dir: Path, sources: dict[str, str]) -> EmissionLimits:
+    root = _open(dir, "emission.toml", sources)
     tsi = root.table("two_speed_idle")
     settle = tsi.count("settle_readings")
     measure = tsi.count("measure_readings")
@@ -446,4 +485,10 @@ def load_limits(dir: str | Path) -> Limits:
     d = Path(dir)
     if not d.is_dir():
         raise LimitsError(d, None, "limits folder not found")
-    return Limits(brake=_load_brake(d), headlamp=_load_headlamp(d), emission=_load_emission(d))
+    sources: dict[str, str] = {}
+    return Limits(
+        brake=_load_brake(d, sources),
+        headlamp=_load_headlamp(d, sources),
+        emission=_load_emission(d, sources),
+        sources=MappingProxyType(sources),
+    )
