@@ -116,6 +116,35 @@ def test_unconfirmed_rows_say_so_in_the_files() -> None:
         assert "(unconfirmed)" in line
 
 
+def test_each_table_names_its_source_for_the_report(limits_dir: Path) -> None:
+    lim = load_limits(DEFAULT_LIMITS_DIR)
+    assert lim.source("brake.rate.light") == lim.source("brake") == "GB 7258-2017, GB 38900-2020"
+    assert lim.source("headlamp.beam_position.low_beam") == lim.source("headlamp")
+    assert lim.source("emission.two_speed_idle.b") == "GB 18285-2018"
+    assert lim.source("emission.free_acceleration.a") == "GB 3847-2018"
+    assert lim.source("emission") is None  # no source for the file as a whole
+    # A table may name its own, which then applies inside it.
+    edit(
+        limits_dir,
+        "emission.toml",
+        "[two_speed_idle.b]",
+        '[two_speed_idle.b]\nsource = "DB 37/0000"',
+    )
+    lim = load_limits(limits_dir)
+    assert lim.source("emission.two_speed_idle.b") == "DB 37/0000"
+    assert lim.source("emission.two_speed_idle.a") == "GB 18285-2018"
+
+
+def test_a_table_without_a_source_is_refused_by_name(limits_dir: Path) -> None:
+    edit(limits_dir, "emission.toml", 'source = "GB 3847-2018"', "")
+    with pytest.raises(LimitsError) as e:
+        load_limits(limits_dir)
+    assert e.value.key == "free_acceleration.source" and "missing" in str(e.value)
+    edit(limits_dir, "emission.toml", 'source = "GB 18285-2018"', "source = 18285")
+    with pytest.raises(LimitsError, match=r"two_speed_idle\.source: must be the name"):
+        load_limits(limits_dir)
+
+
 def test_limits_are_frozen(limits_dir: Path) -> None:
     lim = load_limits(limits_dir)
     with pytest.raises(AttributeError):
