@@ -15,13 +15,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
 from site_fixtures import running_site
 
 from linectl.cli import main
-from linectl.config import DEFAULT_LIMITS_DIR, SiteConfig
+from linectl.config import DEFAULT_LIMITS_DIR, SiteConfig, load_site_config
 from linectl.items import ItemResult, derive_items
 from linectl.report import render_report, render_report_async, verification_code
 from linectl.report.model import build_report
@@ -31,6 +32,7 @@ from linectl.store.repo import AsyncStore, NotFound, Store
 from linectl.vehicle import InspectionType
 from sim.vehicles import Population, SimFault, SimVehicle, apply_fault
 
+REPO = Path(__file__).resolve().parent.parent
 CHINESE_DRIVERS = ("王伟", "李娜", "张敏", "刘洋")
 RETESTED = ["B1", "B2", "BT"]
 
@@ -380,3 +382,16 @@ async def test_render_report_async_is_what_the_api_mounts(inspected: Inspected) 
             await render_report_async(astore, "nosuch-20260101-0001", "en")
     finally:
         await astore.aclose()
+
+
+def test_the_site_config_gives_name_time_zone_and_limits(
+    store: Store, inspected: Inspected
+) -> None:
+    cfg = load_site_config(REPO / "config" / "site.example.toml")
+    assert cfg.site_name and cfg.timezone == "Asia/Shanghai"
+    html = render_report(store, inspected.diesel, "en", config=cfg)[0].decode("utf-8")
+    assert cfg.site_name in html and "UTC+08:00" in html
+    finished = store.inspection(inspected.diesel).finished_at
+    assert finished is not None
+    local = finished.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+    assert local in html
