@@ -57,7 +57,8 @@ async def test_every_path_answers_200_401_and_403_by_role(tmp_path: Path) -> Non
         }
         iid = reply["inspection_id"]
 
-        reads = ["/api/lines", "/api/inspections", f"/api/inspections/{iid}"]
+        report = f"/api/inspections/{iid}/report"
+        reads = ["/api/lines", "/api/inspections", f"/api/inspections/{iid}", report]
         for path in [*reads, "/api/audit"]:
             r = await anon.get(path)
             assert r.status_code == 401, path
@@ -82,6 +83,13 @@ async def test_every_path_answers_200_401_and_403_by_role(tmp_path: Path) -> Non
         assert doc["schema"] == "linectl.result/1" and doc["inspection_id"] == iid
         assert doc["state"] == "queued" and doc["attempts"] == []
         assert (await viewer.get("/api/inspections/nope")).status_code == 404
+        r = await viewer.get(report, params={"lang": "en"})
+        assert r.headers["content-type"].startswith("text/html") and "PROVISIONAL" in r.text
+        r = await viewer.get(report, params={"format": "pdf"})
+        assert r.headers["content-type"] == "application/pdf" and r.content.startswith(b"%PDF")
+        assert (await viewer.get("/api/inspections/nope/report")).status_code == 404
+        r = await viewer.get(report, params={"format": "docx"})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid"
 
         # Every operator action: refused to a viewer and a technician, done for an operator.
         actions: list[tuple[str, dict[str, Any] | None]] = [

@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from linectl.http.auth import api_actor
 from linectl.http.bodies import TooLarge, json_object, read_body, require_json
+from linectl.i18n import DEFAULT_LANG
 from linectl.ops.actor import Actor
 from linectl.ops.operations import Operations
 from linectl.payload import peek_request_id
@@ -58,6 +59,19 @@ async def inspections(
 @router.get("/inspections/{inspection_id}")
 async def inspection(request: Request, actor: ActorDep, inspection_id: str) -> dict[str, Any]:
     return await ops_of(request).inspection(actor, inspection_id)
+
+
+@router.get("/inspections/{inspection_id}/report")
+async def report(
+    request: Request,
+    actor: ActorDep,
+    inspection_id: str,
+    format: str = "html",
+    lang: str = DEFAULT_LANG,
+) -> Response:
+    """The printable report (检验报告): HTML, or PDF with `?format=pdf`; `lang` zh or en."""
+    data, content_type = await ops_of(request).report(actor, inspection_id, lang, format)
+    return Response(data, media_type=content_type)
 
 
 @router.post("/registrations")

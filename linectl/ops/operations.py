@@ -25,6 +25,7 @@ from typing import Any
 from linectl.clock import utc_iso
 from linectl.device_report import devices_report
 from linectl.events import Subscription
+from linectl.i18n import LOCALES
 from linectl.items import InspectionVerdict
 from linectl.ops.actor import Action, Actor
 from linectl.ops.errors import Conflict, Forbidden, Invalid, Unknown
@@ -171,6 +172,25 @@ class Operations:
         doc["abort_reason"] = rec.abort_reason
         doc["attempts"] = [a.to_json() for a in rec.attempts]
         return doc
+
+    async def report(
+        self, actor: Actor, inspection_id: str, lang: str, fmt: str
+    ) -> tuple[bytes, str]:
+        """The printable report (linectl.report): HTML or PDF bytes and their content type."""
+        from linectl.report.render import render_report_async  # PDF libraries load on first use
+
+        self.allow(actor, Action.READ)
+        if lang not in LOCALES:
+            raise Invalid("lang", f"lang must be one of {', '.join(LOCALES)}")
+        if fmt not in ("html", "pdf"):
+            raise Invalid("format", "format must be html or pdf")
+        try:
+            return await render_report_async(
+                self.store, inspection_id, lang, "pdf" if fmt == "pdf" else "html",
+                config=self.site.cfg,
+            )  # fmt: skip
+        except NotFound:
+            raise Unknown(f"no inspection {inspection_id}") from None
 
     def events(
         self, actor: Actor, types: set[str] | None = None, maxsize: int = 1000
