@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from modbus_fixtures import ScriptedAxle, eventually, served
+from modbus_fixtures import ManualClock, ScriptedAxle, eventually, served
 from pymodbus.client import AsyncModbusTcpClient
 
 from linectl.clock import Clock
@@ -26,7 +26,7 @@ from linectl.drivers.rbt_modbus import (
 from linectl.drivers.regmap import RegisterMapError, parse_map
 from sim.rbt import BrakeTesterEmulator
 
-SCALE = 50.0  # an 8 s run takes 0.16 s
+SCALE = 50.0  # an 8 s run takes 0.16 s (tcp_rig; `rig` moves time by hand)
 
 
 @dataclass
@@ -36,13 +36,22 @@ class Rig:
     rbt: RbtModbus
     port: int  # TCP only, for a raw client
 
+    async def status(self) -> RbtStatus:
+        """The status; on a held clock, time first moves on by 50 ms."""
+        if isinstance(self.clock, ManualClock):
+            self.clock.t += 0.05
+        return await self.rbt.status()
+
     async def wait_state(self, *states: RbtState, timeout_s: float = 5.0) -> RbtStatus:
-        return await eventually(self.rbt.status, lambda st: st.state in states, timeout_s)
+        return await eventually(self.status, lambda st: st.state in states, timeout_s)
 
 
 @pytest.fixture(params=["tcp", "rtu"])
 async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
-    clock = Clock(SCALE)
+    """A rig whose clock moves only when the test moves it: a run the test needs
+    still RUNNING cannot reach its time limit between two requests, however
+    slow the machine is."""
+    clock = ManualClock()
     emu = BrakeTesterEmulator(clock, unit=3)
     async with served([emu.sim_device()], request.param) as (transport, handle):
         registry = BusRegistry()
@@ -50,6 +59,11 @@ async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
         bus = ModbusBus.for_transport(transport, 1.0, registry=registry)
         yield Rig(clock, emu, RbtModbus(cfg, bus), handle.port)
         await registry.close_all()
+
+
+def advance(rig: Rig, seconds: float) -> None:
+    assert isinstance(rig.clock, ManualClock)
+    rig.clock.t += seconds
 
 
 @pytest.fixture
@@ -73,7 +87,7 @@ async def run_to_end(rig: Rig, axle: ScriptedAxle) -> tuple[RbtStatus, np.ndarra
 
     async def poll_status() -> RbtStatus:
         await reader.poll()
-        return await rig.rbt.status()
+        return await rig.status()
 
     st = await eventually(poll_status, lambda s: s.state != RbtState.RUNNING)
     await reader.poll()
@@ -84,11 +98,10 @@ async def run_to_end(rig: Rig, axle: ScriptedAxle) -> tuple[RbtStatus, np.ndarra
 async def test_weigh_gives_the_axle_loads_within_2s(rig: Rig) -> None:
     axle = ScriptedAxle(left_load_kg=512.4, right_load_kg=498.6)
     rig.emu.place_axle(axle)
-    t0 = rig.clock.now()
     await rig.rbt.command(RbtCommand.WEIGH)
     st = await rig.rbt.status()
     assert st.state == RbtState.WEIGHING and st.in_position
-    await rig.clock.sleep_until(t0 + 2.0)
+    advance(rig, 2.0)
     st = await rig.rbt.status()
     assert st.state == RbtState.WEIGHED
     assert (st.left_load_kg, st.right_load_kg) == (512, 499)
@@ -141,7 +154,8 @@ async def test_stop_command_ends_the_run(rig: Rig) -> None:
     reader = rig.rbt.ring_reader()
     await rig.rbt.command(RbtCommand.BRAKE)
     reader.reset()
-    await eventually(rig.rbt.status, lambda s: s.sample_count >= 30)
+    advance(rig, 0.305)  # samples 0..30 of an 8 s run: it goes on until the test moves time
+    assert (await rig.rbt.status()).sample_count == 31
     # while RUNNING only STOP is taken
     await rig.rbt.command(RbtCommand.WEIGH)
     await rig.rbt.command(RbtCommand.TARE)
@@ -150,10 +164,10 @@ async def test_stop_command_ends_the_run(rig: Rig) -> None:
     st = await rig.rbt.status()
     assert st.state == RbtState.DONE and st.stop_reason == StopReason.STOP_COMMAND
     await reader.poll()
-    assert reader.count == st.sample_count == len(axle.produced)
+    assert reader.count == st.sample_count == len(axle.produced) == 31
     assert reader.samples().tolist() == axle.expected()
-    # nothing more comes after DONE
-    await rig.clock.sleep(0.5)
+    # nothing more comes after DONE, not even past the run's time limit
+    advance(rig, 10.0)
     assert (await rig.rbt.status()).sample_count == st.sample_count
 
 
@@ -162,7 +176,7 @@ async def test_slip_latches_until_next_brake_or_axle_leaves(rig: Rig) -> None:
     rig.emu.place_axle(axle)
     st, _ = await run_to_end(rig, axle)
     assert st.stop_reason == StopReason.RIGHT_SLIP
-    await rig.clock.sleep(1.0)
+    advance(rig, 1.0)
     st = await rig.rbt.status()
     assert (st.slip_left, st.slip_right) == (False, True)  # latched
     # the next BRAKE clears the latch
@@ -205,13 +219,14 @@ async def test_sensor_fault_during_a_run(rig: Rig) -> None:
     axle = ScriptedAxle()
     rig.emu.place_axle(axle)
     await rig.rbt.command(RbtCommand.BRAKE)
-    await eventually(rig.rbt.status, lambda s: s.sample_count >= 10)
+    advance(rig, 0.105)
+    assert (await rig.rbt.status()).sample_count == 11
     rig.emu.inject_fault(FaultCode.LEFT_FORCE_SENSOR)
     st = await rig.rbt.status()
     assert (st.state, st.fault_code) == (RbtState.FAULT, FaultCode.LEFT_FORCE_SENSOR)
     assert not st.rollers_running
     n = st.sample_count
-    await rig.clock.sleep(0.5)
+    advance(rig, 0.5)
     assert (await rig.rbt.status()).sample_count == n  # the run is over
     # still broken: BRAKE is refused
     await rig.rbt.command(RbtCommand.BRAKE)
