@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from linectl.vehicle import Fuel, InvalidField, Vehicle
+from linectl.vehicle import Fuel, InvalidField, Vehicle, shown
 
 
 class Verdict(StrEnum):
@@ -134,8 +134,13 @@ def check_items(codes: Any, vehicle: Vehicle, field_name: str = "items") -> list
         )
     unknown = [c for c in codes if c not in ALL_ITEMS]
     if unknown:
+        # Quoted, and only the first few: a refusal never carries the attack back
+        # (nor a lone surrogate that no UTF-8 reply could encode).
+        more = f" and {len(unknown) - 3} more" if len(unknown) > 3 else ""
         raise InvalidField(
-            "invalid_items", field_name, f"unknown item code(s): {', '.join(unknown)}"
+            "invalid_items",
+            field_name,
+            f"unknown item code(s): {', '.join(shown(c, 16) for c in unknown[:3])}{more}",
         )
     fitting = set(derive_items(vehicle))
     misfit = [c for c in codes if c not in fitting]

@@ -71,6 +71,9 @@ _PLATE_PATTERNS = (
 )
 
 
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def vin_check_digit(vin: str) -> str:
     """The check character (position 9) that ISO 3779 gives for `vin`."""
     total = sum(_VIN_VALUES[c] * w for c, w in zip(vin, _VIN_WEIGHTS, strict=True))
@@ -89,7 +92,7 @@ def check_vin(vin: Any, field: str = "vehicle.vin") -> str:
             "invalid_vin",
             field,
             f"VIN has characters outside the VIN alphabet (0-9, A-Z without I, O, Q): "
-            f"{''.join(bad)}",
+            f"{shown(''.join(bad))}",
         )
     expected = vin_check_digit(vin)
     if vin[8] != expected:
@@ -262,6 +265,9 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
     reg_date = obj.get("registration_date")
     if reg_date is not None:
         try:
+            # Only the form mqtt.md shows: fromisoformat would take "20190520" too.
+            if not isinstance(reg_date, str) or not _DATE.fullmatch(reg_date):
+                raise ValueError(reg_date)
             date.fromisoformat(reg_date)
         except (TypeError, ValueError):
             raise InvalidField(

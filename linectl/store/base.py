@@ -8,7 +8,6 @@ module; `linectl.store.repo.Store` puts them together.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -76,7 +75,7 @@ def jsonable(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(jsonable(obj), ensure_ascii=False, allow_nan=False)
+    return db.json_text(jsonable(obj))
 
 
 def get_inspection(s: Session, inspection_id: str) -> Inspection:

@@ -75,8 +75,19 @@ def make_engine(url: str) -> Engine:
 
 
 def _json_dumps(obj: Any) -> str:
-    # Non-ASCII stays readable in the database (plates are Chinese).
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    return json_text(obj)
+
+
+def json_text(obj: Any) -> str:
+    """JSON for a database column. Non-ASCII stays readable (plates are Chinese);
+    a lone surrogate, which no database encoding can hold, is escaped instead of
+    failing the write."""
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True, allow_nan=False)
+    return text
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -44,7 +44,14 @@ OFFLINE_TIMEOUT_S = 2.0  # a last status on the way out must not hold up a shutd
 
 
 def to_json(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON's "\\ud800" decodes to one) has no UTF-8 form;
+        # escaped, the payload stays valid JSON and valid UTF-8. Raising here
+        # would end the session before the message was acknowledged.
+        return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=str).encode()
 
 
 async def until_disconnected(client: aiomqtt.Client) -> None:
