@@ -9,13 +9,14 @@ traceback. See config/site.example.toml for a commented example.
 from __future__ import annotations
 
 import os
-import tomllib
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from linectl import tomlfile
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_LIMITS_DIR = REPO_DIR / "config" / "limits"
@@ -36,7 +37,19 @@ class ConfigError(Exception):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No inf or nan: an infinite timeout or walk would wait for ever.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# A file or device path: a NUL byte would make the OS calls on it raise ValueError
+# wherever they run (opening a port, a stat), far from the config.
+def _no_nul(path: str) -> str:
+    if "\0" in path:
+        raise ValueError("a path must not contain a NUL byte")
+    return path
+
+
+PathStr = Annotated[str, Field(min_length=1), AfterValidator(_no_nul)]
 
 
 class TcpTransport(_Model):
@@ -50,8 +63,8 @@ class RtuTransport(_Model):
     """Modbus RTU on a serial line (RS-485 or RS-232)."""
 
     kind: Literal["rtu"] = "rtu"
-    device: str
-    baudrate: int = Field(default=19200, gt=0)
+    device: PathStr
+    baudrate: int = Field(default=19200, gt=0, le=4_000_000)
     parity: Literal["N", "E", "O"] = "N"
     bytesize: Literal[7, 8] = 8
     stopbits: Literal[1, 2] = 1
@@ -61,8 +74,8 @@ class SerialTransport(_Model):
     """A plain RS-232 port for the byte-framed instruments (gas, smoke, headlamp)."""
 
     kind: Literal["serial"] = "serial"
-    device: str
-    baudrate: int = Field(default=9600, gt=0)
+    device: PathStr
+    baudrate: int = Field(default=9600, gt=0, le=4_000_000)
     parity: Literal["N", "E", "O"] = "N"
     bytesize: Literal[7, 8] = 8
     stopbits: Literal[1, 2] = 1
@@ -76,7 +89,9 @@ class DeviceConfig(_Model):
     model: Literal["rbt-modbus", "lineio-modbus", "nha503", "nht6", "hlt-ascii"]
     transport: Transport
     unit: int = Field(default=1, ge=0, le=247)
-    timeout_s: float = Field(default=1.0, gt=0, description="per-request timeout, real seconds")
+    timeout_s: float = Field(
+        default=1.0, gt=0, le=60, description="per-request timeout, real seconds"
+    )
 
     @model_validator(mode="after")
     def _transport_fits(self) -> DeviceConfig:
@@ -95,10 +110,15 @@ class StationConfig(_Model):
 
     @model_validator(mode="after")
     def _devices_fit(self) -> StationConfig:
+        models: set[str] = set()
         for d in self.devices:
             serves = DEVICE_MODELS[d.model][0]
             if serves != self.kind:
                 raise ValueError(f"device {d.id} ({d.model}) is not a {self.kind} instrument")
+            if d.model in models:
+                # The procedure drives one instrument of each model; a second would sit unused.
+                raise ValueError(f"device {d.id}: a station has one {d.model}, this one has two")
+            models.add(d.model)
         return self
 
     def device(self, model: str) -> DeviceConfig | None:
@@ -129,7 +149,10 @@ class LineConfig(_Model):
     stations: list[StationConfig] = Field(min_length=1)
     proxy_drivers: list[ProxyDriverConfig] = Field(min_length=1)
     walk_back_s: float = Field(
-        default=40.0, ge=0, description="clock seconds for a proxy driver to walk back to the start"
+        default=40.0,
+        ge=0,
+        le=3600,
+        description="clock seconds for a proxy driver to walk back to the start",
     )
 
     @model_validator(mode="before")
@@ -154,6 +177,10 @@ class LineConfig(_Model):
     def station_kinds(self) -> list[str]:
         return [s.kind for s in self.stations]
 
+    def devices(self) -> list[DeviceConfig]:
+        """The station instruments of the line (not its I/O module)."""
+        return [d for s in self.stations for d in s.devices]
+
     def device_models(self) -> set[str]:
         return {d.model for s in self.stations for d in s.devices}
 
@@ -163,15 +190,28 @@ class DatabaseConfig(_Model):
 
 
 class LimitsConfig(_Model):
-    dir: str = str(DEFAULT_LIMITS_DIR)
+    dir: PathStr = str(DEFAULT_LIMITS_DIR)
     limit_set: Literal["a", "b"] = "a"
     beam_position: Literal["record", "judge"] = "record"
 
 
 class EmissionConfig(_Model):
-    idle_band_rpm: tuple[int, int] = (500, 1100)
-    max_phase_repeats: int = Field(default=2, ge=0)
-    purge_accelerations: int = Field(default=2, ge=0)
+    idle_band_rpm: tuple[
+        Annotated[int, Field(ge=0, le=10_000)], Annotated[int, Field(ge=0, le=10_000)]
+    ] = (
+        500,
+        1100,
+    )
+    # Bounded: each repeat or acceleration is minutes of a vehicle on the station.
+    max_phase_repeats: int = Field(default=2, ge=0, le=10)
+    purge_accelerations: int = Field(default=2, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _band_ordered(self) -> EmissionConfig:
+        lo, hi = self.idle_band_rpm
+        if not lo < hi:
+            raise ValueError(f"idle_band_rpm must be [low, high] with low < high, got [{lo}, {hi}]")
+        return self
 
 
 class MqttConfig(_Model):
@@ -181,11 +221,11 @@ class MqttConfig(_Model):
     username: str | None = None
     # Secrets never sit in the config: name an environment variable or a file.
     password_env: str | None = None
-    password_file: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    keepalive_s: int = Field(default=30, ge=5)
+    password_file: PathStr | None = None
+    ca_file: PathStr | None = None
+    cert_file: PathStr | None = None
+    key_file: PathStr | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=65535)  # MQTT keeps it in 16 bits
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -242,7 +282,7 @@ class SiteConfig(_Model):
         if self.timezone is not None:
             try:
                 ZoneInfo(self.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
+            except (ZoneInfoNotFoundError, ValueError, OSError):
                 raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone") from None
         _unique("line", [ln.id for ln in self.lines])
         # The draw records name drivers by id alone, so an id means one person site-wide.
@@ -255,6 +295,7 @@ class SiteConfig(_Model):
                 for d in (ln.io, *(d for s in ln.stations for d in s.devices))
             ],
         )
+        _buses_fit([d for ln in self.lines for d in (ln.io, *ln.devices())])
         return self
 
     def tz(self) -> tzinfo | None:
@@ -266,6 +307,42 @@ class SiteConfig(_Model):
             if ln.id == line_id:
                 return ln
         raise KeyError(line_id)
+
+
+def _buses_fit(devices: list[DeviceConfig]) -> None:
+    """Devices that share a wire must be able to: Modbus units sharing a TCP gateway
+    or an RTU line need distinct unit ids and (RTU) one set of line settings; an
+    RS-232 instrument owns its port alone. Found here, in one line naming the
+    devices, rather than when the daemon opens them."""
+    modbus: dict[tuple[str, ...], DeviceConfig] = {}
+    ports: dict[str, DeviceConfig] = {}
+    for d in devices:
+        t = d.transport
+        if isinstance(t, SerialTransport | RtuTransport):
+            path = os.path.abspath(t.device)
+            other = ports.setdefault(path, d)
+            if other is not d and (isinstance(t, SerialTransport) or other.transport != t):
+                raise ValueError(
+                    f"devices {other.id} and {d.id} both use {t.device}: "
+                    + (
+                        "an RS-232 port serves one instrument"
+                        if isinstance(t, SerialTransport)
+                        or isinstance(other.transport, SerialTransport)
+                        else "one RTU line needs one baud rate, parity, byte size and stop bits"
+                    )
+                )
+        if isinstance(t, SerialTransport) or (isinstance(t, TcpTransport) and t.port == 0):
+            continue  # port 0: each device on a free port of its own (the simulator)
+        key = (
+            ("tcp", t.host, str(t.port), str(d.unit))
+            if isinstance(t, TcpTransport)
+            else ("rtu", os.path.abspath(t.device), str(d.unit))
+        )
+        other = modbus.setdefault(key, d)
+        if other is not d:
+            raise ValueError(
+                f"devices {other.id} and {d.id} are both unit {d.unit} on one Modbus bus"
+            )
 
 
 def _unique(what: str, ids: list[str]) -> None:
@@ -304,13 +381,9 @@ def load_site_config(path: str | Path) -> SiteConfig:
     """Read and validate a site config; relative paths in it are taken from its folder."""
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such config file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+        raw = tomlfile.load(p)
+    except tomlfile.TomlError as e:
+        raise ConfigError(f"{p}: {'no such config file' if e.missing else e}") from None
     _resolve_paths(raw, p.parent)
     return parse_site_config(raw, str(p))
 
@@ -321,22 +394,27 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     def fix(table: Any, key: str) -> None:
         if isinstance(table, dict) and isinstance(table.get(key), str):
             v = table[key]
-            if v and not Path(v).is_absolute():
+            # A path with a NUL byte is left for the validation to refuse.
+            if v and "\0" not in v and not Path(v).is_absolute():
                 # Joined, not resolved: a serial device is often a symlink
                 # (/dev/serial/by-id/..., the simulator's pty links) that must be
                 # followed at each open, not pinned to its target at load time.
                 table[key] = os.path.normpath(base.absolute() / v)
+
+    def items(value: Any) -> list[Any]:
+        # Anything but a list is left for the validation to refuse, by name.
+        return value if isinstance(value, list) else []
 
     fix(raw.get("limits"), "dir")
     for key in ("ca_file", "cert_file", "key_file", "password_file"):
         fix(raw.get("mqtt"), key)
     for key in ("cert_file", "key_file"):
         fix(raw.get("http"), key)
-    for line in raw.get("lines") or []:
+    for line in items(raw.get("lines")):
         if not isinstance(line, dict):
             continue
         devices = [line.get("io")]
-        for st in line.get("stations") or []:
+        for st in items(line.get("stations")):
             if isinstance(st, dict) and isinstance(st.get("devices"), list):
                 devices += st["devices"]
         for d in devices:

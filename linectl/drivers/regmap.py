@@ -14,11 +14,12 @@ register with the first byte in the high half, never cut inside a character.
 from __future__ import annotations
 
 import itertools
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal
+
+from linectl import tomlfile
 
 MAPS_DIR = Path(__file__).resolve().parent / "maps"
 
@@ -124,10 +125,30 @@ def load_map(model: str) -> RegisterMap:
     """The map of `model` from maps/<model>.toml (read once)."""
     path = MAPS_DIR / f"{model}.toml"
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RegisterMapError(f"no register map for model {model!r} ({path})") from None
+        raw = tomlfile.load(path)
+    except tomlfile.TomlError as e:
+        if e.missing:
+            raise RegisterMapError(f"no register map for model {model!r} ({path})") from None
+        raise RegisterMapError(f"{path}: {e}") from None
     return parse_map(raw, str(path))
+
+
+def _table_of(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RegisterMapError(f"{source}: {key}: must be a table")
+    return value
+
+
+def _whole(value: Any, where: str, *, none_ok: bool = True) -> int | None:
+    """An integer key of the map (bounded: a map holds 16-bit addresses and values)."""
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**32) <= value < 2**32:
+        raise RegisterMapError(f"{where}: must be a whole number, got {value!r:.40}")
+    return value
 
 
 def parse_map(raw: dict[str, Any], source: str = "map") -> RegisterMap:
@@ -137,50 +158,65 @@ def parse_map(raw: dict[str, Any], source: str = "map") -> RegisterMap:
         raise RegisterMapError(f"{source}: model: missing")
     fields: dict[str, Field] = {}
     for table in TABLES:
-        for name, spec in (raw.get(table) or {}).items():
+        for name, spec in _table_of(raw, table, source).items():
             where = f"{source}: {table}.{name}"
             if name in fields:
                 raise RegisterMapError(f"{where}: name used twice")
             fields[name] = _field(name, table, spec, where)
         _no_overlap([f for f in fields.values() if f.table == table], source)
-    limits = {str(k): int(v) for k, v in (raw.get("limits") or {}).items()}
-    layout = {str(k): int(v) for k, v in (raw.get("layout") or {}).items()}
-    return RegisterMap(model, fields, limits, layout)
+    return RegisterMap(
+        model, fields, _numbers(raw, "limits", source), _numbers(raw, "layout", source)
+    )
+
+
+def _numbers(raw: dict[str, Any], key: str, source: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k, v in _table_of(raw, key, source).items():
+        n = _whole(v, f"{source}: {key}.{k}", none_ok=False)
+        assert n is not None
+        out[str(k)] = n
+    return out
 
 
 def _field(name: str, table: Table, spec: Any, where: str) -> Field:
-    if not isinstance(spec, dict) or not isinstance(spec.get("address"), int):
+    if not isinstance(spec, dict) or _whole(spec.get("address"), where) is None:
         raise RegisterMapError(f"{where}: needs an integer address")
     unknown = set(spec) - _KEYS
     if unknown:
         raise RegisterMapError(f"{where}: unknown key(s) {sorted(unknown)}")
     ftype = spec.get("type", "bit" if table in BIT_TABLES else "u16")
+    if ftype not in ("bit", "u16", "u32", "text", "ring"):
+        raise RegisterMapError(f"{where}: unknown type {ftype!r:.40}")
     if (table in BIT_TABLES) != (ftype == "bit"):
         raise RegisterMapError(f"{where}: type {ftype} does not fit table {table}")
-    if ftype not in ("bit", "u16", "u32", "text", "ring"):
-        raise RegisterMapError(f"{where}: unknown type {ftype}")
-    count = int(spec.get("count", _WIDTH.get(ftype, 0)))
+    n = {k: _whole(spec.get(k), f"{where}.{k}") for k in ("count", "min", "max", "step")}
+    n.update({k: _whole(spec.get(k), f"{where}.{k}") for k in ("default", "slots", "record")})
+    count = n["count"] if n["count"] is not None else _WIDTH.get(ftype, 0)
     if count < 1:
         raise RegisterMapError(f"{where}: needs a count")
     if ftype == "u32" and count != 2:
         raise RegisterMapError(f"{where}: a u32 takes 2 registers")
     if ftype == "u16" and count != 1:
         raise RegisterMapError(f"{where}: a u16 takes 1 register")
-    slots, record = spec.get("slots"), spec.get("record")
+    slots, record = n["slots"], n["record"]
     if ftype == "ring" and (not slots or not record or slots * record != count):
         raise RegisterMapError(f"{where}: a ring needs slots * record == count")
+    if n["step"] is not None and n["step"] < 1:
+        raise RegisterMapError(f"{where}.step: must be at least 1")
     values = spec.get("values")
+    if values is not None and not isinstance(values, list):
+        raise RegisterMapError(f"{where}.values: must be a list of whole numbers")
     f = Field(
         name=name,
         table=table,
         address=spec["address"],
         count=count,
         type=ftype,
-        min=spec.get("min"),
-        max=spec.get("max"),
-        step=spec.get("step"),
-        default=int(spec.get("default", 0)),
-        values=tuple(values) if values is not None else None,
+        min=n["min"],
+        max=n["max"],
+        step=n["step"],
+        default=n["default"] or 0,
+        values=_values(values, f"{where}.values"),
         slots=slots,
         record=record,
     )
@@ -189,6 +225,13 @@ def _field(name: str, table: Table, spec: Any, where: str) -> Field:
     if "default" in spec and not f.allows(f.default):
         raise RegisterMapError(f"{where}: default {f.default} outside {f.describe_range()}")
     return f
+
+
+def _values(values: list[Any] | None, where: str) -> tuple[int, ...] | None:
+    if values is None:
+        return None
+    out = tuple(_whole(v, where, none_ok=False) for v in values)
+    return out  # type: ignore[return-value]  # none_ok=False: never None
 
 
 def _no_overlap(fields: list[Field], source: str) -> None:

@@ -15,13 +15,13 @@ gives the one that applies, for the inspection report to print beside a limit.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
+from linectl import tomlfile
 from linectl.config import ConfigError
 from linectl.vehicle import InspectionType
 
@@ -229,7 +229,7 @@ class _Table:
     def table(self, name: str) -> _Table:
         v = self._get(name)
         if not isinstance(v, dict):
-            raise self.error(name, f"must be a table, got {v!r}")
+            raise self.error(name, f"must be a table, got {_shown(v)}")
         child = _Table(self.file, v, self.key(name), self.sources, self.source)
         if child.source is None:
             raise child.error(
@@ -246,23 +246,23 @@ class _Table:
         at_least: float | None = None,
     ) -> float:
         v = self._get(name)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-            raise self.error(name, f"must be a number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not _finite(v):
+            raise self.error(name, f"must be a number, got {_shown(v)}")
         if above is not None and not v > above:
-            raise self.error(name, f"must be > {above:g}, got {v!r}")
+            raise self.error(name, f"must be > {above:g}, got {_shown(v)}")
         if at_least is not None and v < at_least:
-            raise self.error(name, f"must be >= {at_least:g}, got {v!r}")
+            raise self.error(name, f"must be >= {at_least:g}, got {_shown(v)}")
         if at_most is not None and v > at_most:
-            raise self.error(name, f"must be <= {at_most:g}, got {v!r}")
+            raise self.error(name, f"must be <= {at_most:g}, got {_shown(v)}")
         return float(v)
 
     def pct(self, name: str) -> float:
         return self.number(name, above=0.0, at_most=100.0)
 
-    def count(self, name: str) -> int:
+    def count(self, name: str, at_most: int) -> int:
         v = self._get(name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise self.error(name, f"must be a whole number >= 1, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= at_most:
+            raise self.error(name, f"must be a whole number from 1 to {at_most}, got {_shown(v)}")
         return v
 
     def done(self) -> None:
@@ -271,17 +271,25 @@ class _Table:
             raise self.error(unknown[0], "unknown key (misspelt?)")
 
 
+def _finite(v: int | float) -> bool:
+    # A TOML integer has no size limit here: one past float's range would make
+    # math.isfinite raise OverflowError. No limit is anywhere near 1e15.
+    if isinstance(v, int):
+        return abs(v) < 10**15
+    return math.isfinite(v)
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _open(dir: Path, name: str, sources: dict[str, str]) -> _Table:
     file = dir / name
     try:
-        with file.open("rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise LimitsError(file, None, "limits file not found") from None
-    except OSError as e:
-        raise LimitsError(file, None, f"cannot read: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise LimitsError(file, None, f"not valid TOML: {e}") from None
+        data = tomlfile.load(file)
+    except tomlfile.TomlError as e:
+        raise LimitsError(file, None, "limits file not found" if e.missing else str(e)) from None
     return _Table(file, data, sources=sources)
 
 
@@ -421,8 +429,10 @@ def _load_headlamp(dir: Path, sources: dict[str, str]) -> HeadlampLimits:
 def _load_emission(dir: Path, sources: dict[str, str]) -> EmissionLimits:
     root = _open(dir, "emission.toml", sources)
     tsi = root.table("two_speed_idle")
-    settle = tsi.count("settle_readings")
-    measure = tsi.count("measure_readings")
+    # One reading a second: a phase of more than ten minutes is a typo, and would
+    # hold the vehicle on the station for it.
+    settle = tsi.count("settle_readings", at_most=600)
+    measure = tsi.count("measure_readings", at_most=600)
     high_rpm = tsi.number("high_idle_rpm")
     high_tol = tsi.number("high_idle_tolerance_rpm")
     heavy_mass = tsi.number("heavy_gross_mass_kg")
@@ -456,7 +466,7 @@ def _load_emission(dir: Path, sources: dict[str, str]) -> EmissionLimits:
     tsi.done()
 
     fa = root.table("free_acceleration")
-    measured = fa.count("measured_accelerations")
+    measured = fa.count("measured_accelerations", at_most=10)
     k_max: dict[str, float] = {}
     for name in LIMIT_SETS:
         t = fa.table(name)
@@ -483,7 +493,7 @@ def _load_emission(dir: Path, sources: dict[str, str]) -> EmissionLimits:
 def load_limits(dir: str | Path) -> Limits:
     """Read and validate brake.toml, headlamp.toml and emission.toml from `dir`."""
     d = Path(dir)
-    if not d.is_dir():
+    if "\0" in str(d) or not d.is_dir():
         raise LimitsError(d, None, "limits folder not found")
     sources: dict[str, str] = {}
     return Limits(
