@@ -20,6 +20,7 @@ from typing import Any
 from linectl.cli import CliError
 from linectl.config import DEFAULT_LIMITS_DIR
 from linectl.items import ALL_ITEMS, ItemResult, inspection_verdict, not_judged
+from linectl.payload import loads_bounded
 from linectl.stations.brake_judge import MISSING_AXLES, judge_axle, judge_parking, judge_total
 from linectl.stations.curve import BrakeCurve
 from linectl.stations.emission_judge import (
@@ -39,17 +40,38 @@ from linectl.stations.headlamp_judge import (
 )
 from linectl.stations.limits import LIMIT_SETS, Limits, LimitsError, load_limits
 from linectl.vehicle import (
+    MAX_MASS_KG,
     Fuel,
     InspectionType,
     InvalidField,
     Vehicle,
     parse_inspection_type,
     parse_vehicle,
+    shown,
 )
 
 SECTIONS = ("inspection_type", "limit_set", "vehicle", "brake", "headlamps", "emission")
 METHODS = {"two_speed_idle": TWO_SPEED_IDLE_FUELS, "free_acceleration": FREE_ACCELERATION_FUELS}
 _GAS_KEYS = ("rpm", "co_pct", "hc_ppm", "lambda", "co2_pct", "o2_pct", "no_ppm")
+# What an instrument can report, with room to spare: a number outside is no
+# measurement, and one far outside (say 1e300) would carry the judgement into
+# inf and NaN, which no verdict can be made from.
+_GAS_RANGES = {
+    "rpm": 20_000.0,
+    "co_pct": 100.0,
+    "hc_ppm": 1e6,
+    "lambda": 100.0,
+    "co2_pct": 100.0,
+    "o2_pct": 100.0,
+    "no_ppm": 1e6,
+}
+MAX_LOAD_KG = float(MAX_MASS_KG)  # one wheel
+MAX_INTENSITY_CD = 1e7
+MAX_OFFSET_MM = 1e6  # beam offsets at 10 m, either way
+MAX_HEIGHT_MM = 1e5
+MAX_K_PER_M = 1000.0
+# A document is read whole; a measurement document is a few kilobytes.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 _OPTIONAL_GAS_KEYS = ("lambda", "co2_pct", "o2_pct", "no_ppm")
 
 
@@ -83,30 +105,52 @@ def _list(v: Any, field: str, *, non_empty: bool = True) -> list:
 
 
 def _number(
-    obj: dict, key: str, field: str, *, positive: bool = False, non_negative: bool = False
+    obj: dict,
+    key: str,
+    field: str,
+    *,
+    at_most: float,
+    at_least: float | None = None,
+    positive: bool = False,
+    non_negative: bool = False,
 ) -> float:
+    """A number of the document within its range: [-at_most, at_most] unless
+    `at_least`, `positive` or `non_negative` narrow the bottom."""
     f = _at(field, key)
     v = obj[key]
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, int | float) or not _finite(v):
         raise InvalidField("invalid_type", f, f"must be a number, got {_kind(v)}")
     if positive and v <= 0:
         raise InvalidField("invalid_value", f, f"must be > 0, got {v}")
     if non_negative and v < 0:
         raise InvalidField("invalid_value", f, f"must not be negative, got {v}")
+    if at_least is not None and v < at_least:
+        raise InvalidField("invalid_value", f, f"must be at least {at_least:g}, got {v}")
+    if not -at_most <= v <= at_most:
+        raise InvalidField("invalid_value", f, f"must be at most {at_most:g} in size, got {v:.6g}")
     return v
+
+
+def _finite(v: int | float) -> bool:
+    # A JSON integer has no size limit: math.isfinite(10**400) raises OverflowError.
+    return abs(v) < 1e15 if isinstance(v, int) else math.isfinite(v)
 
 
 def _int(obj: dict, key: str, field: str) -> int:
     v = obj[key]
     if isinstance(v, bool) or not isinstance(v, int):
-        raise InvalidField("invalid_type", _at(field, key), f"must be a whole number, got {v!r}")
+        raise InvalidField(
+            "invalid_type", _at(field, key), f"must be a whole number, got {shown(v)}"
+        )
     return v
 
 
 def _bool(obj: dict, key: str, field: str) -> bool:
     v = obj.get(key, False)
     if not isinstance(v, bool):
-        raise InvalidField("invalid_type", _at(field, key), f"must be true or false, got {v!r}")
+        raise InvalidField(
+            "invalid_type", _at(field, key), f"must be true or false, got {shown(v)}"
+        )
     return v
 
 
@@ -117,7 +161,8 @@ def _at(field: str, key: str) -> str:
 def _kind(v: Any) -> str:
     if v is None:
         return "null"
-    return {dict: "an object", list: "a list", str: "a string"}.get(type(v), repr(v))
+    # shown(), not repr(): a number of 400 digits is not quoted back whole.
+    return {dict: "an object", list: "a list", str: "a string"}.get(type(v)) or shown(v)
 
 
 # ---------------------------------------------------------------- brake
@@ -154,8 +199,10 @@ def _brake(
         n = _axle_number(a, f, vehicle)
         if n in loads:
             raise InvalidField("invalid_axle", f"{f}.axle", f"axle {n} given twice")
-        left = _number(a, "left_load_kg", f, positive=True)
-        right = _number(a, "right_load_kg", f, positive=True)
+        # A wheel of less than a kilogram is no vehicle, and a rate divided by it
+        # would leave the finite numbers.
+        left = _number(a, "left_load_kg", f, at_least=1.0, at_most=MAX_LOAD_KG)
+        right = _number(a, "right_load_kg", f, at_least=1.0, at_most=MAX_LOAD_KG)
         loads[n] = left + right
         axle_items.append(
             judge_axle(
@@ -219,7 +266,9 @@ def _headlamps(
         lamp, beam = r["lamp"], r["beam"]
         if lamp not in LAMPS:
             raise InvalidField(
-                "invalid_lamp", f"{f}.lamp", f"lamp {lamp!r} does not exist ({', '.join(LAMPS)})"
+                "invalid_lamp",
+                f"{f}.lamp",
+                f"lamp {shown(lamp)} does not exist ({', '.join(LAMPS)})",
             )
         if lamp not in allowed:
             raise InvalidField(
@@ -228,9 +277,9 @@ def _headlamps(
                 f"lamp {lamp} on a {vehicle.headlamp_system}-lamp system "
                 f"(vehicle.headlamp_system; lamps {', '.join(allowed)})",
             )
-        if beam not in BEAMS:
+        if not isinstance(beam, str) or beam not in BEAMS:
             raise InvalidField(
-                "invalid_beam", f"{f}.beam", f"beam {beam!r} does not exist (H high, L low)"
+                "invalid_beam", f"{f}.beam", f"beam {shown(beam)} does not exist (H high, L low)"
             )
         if (lamp, beam) in seen:
             raise InvalidField("invalid_lamp", f, f"lamp {lamp} beam {beam} given twice")
@@ -239,10 +288,10 @@ def _headlamps(
             LampReading(
                 lamp,
                 beam,
-                _number(r, "intensity_cd", f, non_negative=True),
-                _number(r, "h_mm", f),
-                _number(r, "v_mm", f),
-                _number(r, "height_mm", f, positive=True),
+                _number(r, "intensity_cd", f, non_negative=True, at_most=MAX_INTENSITY_CD),
+                _number(r, "h_mm", f, at_most=MAX_OFFSET_MM),
+                _number(r, "v_mm", f, at_most=MAX_OFFSET_MM),
+                _number(r, "height_mm", f, at_least=1.0, at_most=MAX_HEIGHT_MM),
             )
         )
     return judge_headlamps(
@@ -256,7 +305,7 @@ def _headlamps(
 def _gas_reading(r: Any, f: str) -> GasReading:
     r = _object(r, f, _GAS_KEYS, ("rpm", "co_pct", "hc_ppm"))
     got = {
-        k: _number(r, k, f, non_negative=True)
+        k: _number(r, k, f, non_negative=True, at_most=_GAS_RANGES[k])
         for k in _GAS_KEYS
         if k in r and (k not in _OPTIONAL_GAS_KEYS or r[k] is not None)
     }
@@ -275,11 +324,12 @@ def _emission(sec: Any, vehicle: Vehicle, limits: Limits, limit_set: str) -> Ite
     if not isinstance(sec, dict):
         raise InvalidField("invalid_type", "emission", f"must be an object, got {_kind(sec)}")
     method = sec.get("method")
-    if method not in METHODS:
+    # Not hashed before it is known to be a string: a list would raise TypeError.
+    if not isinstance(method, str) or method not in METHODS:
         raise InvalidField(
             "invalid_method",
             "emission.method",
-            f"method {method!r} is not one of {', '.join(METHODS)}",
+            f"method {shown(method)} is not one of {', '.join(METHODS)}",
         )
     if vehicle.fuel not in METHODS[method]:
         fits = next(m for m, fuels in METHODS.items() if vehicle.fuel in fuels)
@@ -315,12 +365,8 @@ def _emission(sec: Any, vehicle: Vehicle, limits: Limits, limit_set: str) -> Ite
 
 
 def _peak(k: Any, i: int) -> float:
-    f = f"emission.peaks_k[{i}]"
-    if isinstance(k, bool) or not isinstance(k, int | float) or not math.isfinite(k):
-        raise InvalidField("invalid_type", f, f"must be a number, got {_kind(k)}")
-    if k < 0:
-        raise InvalidField("invalid_value", f, f"must not be negative, got {k}")
-    return k
+    key = f"peaks_k[{i}]"
+    return _number({key: k}, key, "emission", non_negative=True, at_most=MAX_K_PER_M)
 
 
 # ---------------------------------------------------------------- the document
@@ -371,10 +417,6 @@ def judge_document(
 # ---------------------------------------------------------------- the command
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def _read(file: str) -> str:
     try:
         if file == "-":
@@ -394,14 +436,14 @@ def cli(args: argparse.Namespace) -> int:
         raise CliError(str(e), 1) from None
     name = "stdin" if args.file == "-" else args.file
     text = _read(args.file)
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as e:
+    if len(text) > MAX_DOCUMENT_BYTES:
         raise CliError(
-            f"{name}: not JSON: {e.msg} at line {e.lineno} column {e.colno}", 2
-        ) from None
-    except ValueError as e:
-        raise CliError(f"{name}: not JSON: {e}", 2) from None
+            f"{name}: over {MAX_DOCUMENT_BYTES // 2**20} MiB: not a measurement document", 2
+        )
+    try:
+        doc = loads_bounded(text, "the document")
+    except InvalidField as e:
+        raise CliError(f"{name}: {e.message.removeprefix('the document is ')}", 2) from None
     try:
         result = judge_document(
             doc,

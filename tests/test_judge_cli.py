@@ -281,7 +281,7 @@ INVALID = [
     (_set("brake.axles", []), "brake.axles: must not be empty"),
     (_del("brake.axles"), "brake.axles: axles is required"),
     (_set("brake.axles[0].left_load_kg", "452"), "brake.axles[0].left_load_kg: must be a number"),
-    (_set("brake.axles[1].right_load_kg", 0), "brake.axles[1].right_load_kg: must be > 0"),
+    (_set("brake.axles[1].right_load_kg", 0), "brake.axles[1].right_load_kg: must be at least 1"),
     (
         _set("brake.axles[1].axle", 3),
         "brake.axles[1].axle: axle 3 outside the vehicle's axles 1..2",
@@ -305,7 +305,7 @@ INVALID = [
     (_set("headlamps[2].lamp", "LI"), "headlamps[2].lamp: lamp LI on a 2-lamp system"),
     (_set("headlamps[1].beam", "M"), "headlamps[1].beam: beam 'M' does not exist"),
     (_del("headlamps[0].v_mm"), "headlamps[0].v_mm: v_mm is required"),
-    (_set("headlamps[0].height_mm", 0), "headlamps[0].height_mm: must be > 0"),
+    (_set("headlamps[0].height_mm", 0), "headlamps[0].height_mm: must be at least 1"),
     (_set("headlamps[1].beam", "H"), "headlamps[1]: lamp L beam H given twice"),
     (_set("headlamps", {"lamp": "L"}), "headlamps: must be a list"),
     (

@@ -20,7 +20,10 @@ _VERSION = 1
 # magic, version, bytes per force (2 or 4), period_ms, number of samples
 _HEADER = struct.Struct("<3sBBxHI")
 _MAX_PERIOD_MS = 0xFFFF  # what the header's period field holds
-_WHOLE = re.compile(r"[0-9]+")
+# A force or period of the upstream text: what the binary form can hold (u32),
+# so at most 10 digits; more would overflow the int64 arrays.
+_WHOLE = re.compile(r"[0-9]{1,10}")
+_MAX_FORCE = 0xFFFFFFFF
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,7 +106,7 @@ class BrakeCurve:
             raise ValueError("curve has no '@': expected P@L#R$L#R$... (P the period in 10 ms)")
         if not _WHOLE.fullmatch(head) or int(head) == 0:
             raise ValueError(
-                f"curve period P must be a whole number >= 1 (units of 10 ms), got {head!r}"
+                f"curve period P must be a whole number >= 1 (units of 10 ms), got {head[:24]!r}"
             )
         # A trailing '$' after the last sample is tolerated: some vendors' software writes it.
         if body.endswith("$"):
@@ -115,11 +118,16 @@ class BrakeCurve:
                 lv, hash_, rv = pair.partition("#")
                 if not hash_ or not _WHOLE.fullmatch(lv) or not _WHOLE.fullmatch(rv):
                     raise ValueError(
-                        f"curve sample {i} is {pair!r}: expected L#R, two whole numbers "
+                        f"curve sample {i} is {pair[:24]!r}: expected L#R, two whole numbers "
                         "of 10 N (e.g. 56#45)"
                     )
-                left.append(int(lv))
-                right.append(int(rv))
+                lf, rf = int(lv), int(rv)
+                if lf > _MAX_FORCE or rf > _MAX_FORCE:
+                    raise ValueError(
+                        f"curve sample {i} is {pair!r}: a force is at most {_MAX_FORCE} (10 N units)"
+                    )
+                left.append(lf)
+                right.append(rf)
         return cls(int(head) * 10, np.array(left, dtype=np.int64), np.array(right, dtype=np.int64))
 
     # ------------------------------------------------------------ database bytes
