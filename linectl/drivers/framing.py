@@ -14,6 +14,7 @@ never use.
 from __future__ import annotations
 
 import enum
+import re
 import struct
 from dataclasses import dataclass
 from typing import Protocol
@@ -82,6 +83,9 @@ class NhaStatus(enum.IntFlag):
     LEAK_CHECK_OR_BACK_FLUSH = 0x10
 
 
+NHA_STATUS_BITS = 0x1F  # the bits devices.md defines
+
+
 @dataclass(frozen=True)
 class GasFrame:
     """One 0x81 reading, in physical units (wire resolution in the comments)."""
@@ -140,6 +144,9 @@ def decode_gas_frame(frame: bytes | bytearray) -> GasFrame:
     if frame[-1] != cs:
         raise BadChecksum(f"reading checksum {frame[-1]:02X}, bytes sum to {cs:02X}")
     _, hc, co, co2, o2, no, rpm, oil, flow, status, lam = struct.unpack(">BHHHHHHhHBH", frame[:-1])
+    if status & ~NHA_STATUS_BITS:
+        # A bit devices.md does not define: an 8-bit sum let a garbled frame through.
+        raise BadFrame(f"reading status {status:02X} sets bits devices.md does not define")
     return GasFrame(
         hc_ppm=hc,
         co_pct=co / 100,
@@ -268,6 +275,13 @@ ETX = 0x03
 HLT_MAX_PAYLOAD = 64  # the longest RES line is about 40 characters
 LAMPS = ("L", "LI", "RI", "R")
 BEAMS = ("H", "L")
+# What a headlamp tester can report, with room to spare (a legal high beam stays
+# far below 500,000 cd; its screen sees a few hundred mm either way at 10 m).
+# A RES outside is a garbled frame that its XOR check let through, never a
+# reading to judge.
+HLT_MAX_INTENSITY_CD = 1_000_000
+HLT_MAX_OFFSET_MM = 5_000
+HLT_MAX_HEIGHT_MM = 5_000
 
 
 class HltError(enum.StrEnum):
@@ -362,6 +376,10 @@ class HltReply:
     result: HltResult | None = None
 
 
+# Plain decimal integers: int() alone would also take "+5", " 5" and "1_0".
+_INTEGER = re.compile(r"-?[0-9]{1,9}")
+
+
 def parse_hlt_reply(text: str) -> HltReply:
     if text in ("ACK", "BUSY"):
         return HltReply(text)
@@ -375,12 +393,14 @@ def parse_hlt_reply(text: str) -> HltReply:
         lamp, beam = parts[1], parts[2]
         if lamp not in LAMPS or beam not in BEAMS:
             raise BadFrame(f"RES for lamp {lamp!r} beam {beam!r}")
-        try:
-            nums = [int(p) for p in parts[3:]]
-        except ValueError:
-            raise BadFrame(f"RES fields are not integers: {text!r}") from None
-        intensity, h, v, height = nums
-        if intensity < 0 or height <= 0:
+        if not all(_INTEGER.fullmatch(p) for p in parts[3:]):
+            raise BadFrame(f"RES fields are not integers: {text!r}")
+        intensity, h, v, height = (int(p) for p in parts[3:])
+        if (
+            not 0 <= intensity <= HLT_MAX_INTENSITY_CD
+            or not 0 < height <= HLT_MAX_HEIGHT_MM
+            or max(abs(h), abs(v)) > HLT_MAX_OFFSET_MM
+        ):
             raise BadFrame(f"RES out of range: {text!r}")
         return HltReply("RES", result=HltResult(lamp, beam, intensity, h, v, height))
     raise BadFrame(f"not a headlamp-tester reply: {text!r}")

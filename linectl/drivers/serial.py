@@ -55,6 +55,11 @@ T = TypeVar("T")
 # After a broken reply, how long the line must stay quiet before the next
 # request, so the rest of the broken frame is not taken for the next reply.
 QUIET_S = 0.02
+# What the receiver keeps between requests: far more than any reply. An
+# instrument that talks without being asked (a chattering line) must not grow
+# the buffer for as long as the port is idle; older bytes are dropped, counted
+# as noise when the next request looks.
+MAX_BUFFERED = 4096
 
 
 class GarbledFrame(DeviceProtocolError):
@@ -88,6 +93,7 @@ class _Receiver(asyncio.Protocol):
         self.lost = asyncio.Event()
         self.error: Exception | None = None
         self._port = port
+        self.dropped = 0  # bytes dropped past MAX_BUFFERED, not yet counted as noise
 
     def data_received(self, data: bytes) -> None:
         if self._port.tap is not None:
@@ -95,6 +101,10 @@ class _Receiver(asyncio.Protocol):
         if self._port.listening:
             return
         self.buf += data
+        if len(self.buf) > MAX_BUFFERED:
+            extra = len(self.buf) - MAX_BUFFERED
+            del self.buf[:extra]
+            self.dropped += extra
         self.arrived.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -233,8 +243,9 @@ class SerialPort:
     # --- requests ----------------------------------------------------------------------
 
     def _take_noise(self, rx: _Receiver) -> None:
-        if rx.buf:
-            self.stats.noise_bytes += len(rx.buf)
+        if rx.buf or rx.dropped:
+            self.stats.noise_bytes += len(rx.buf) + rx.dropped
+            rx.dropped = 0
             self.stats.noise_events += 1
             self.health.stats.noise_events += 1
             log.debug(
