@@ -17,7 +17,10 @@ seconds. Then:
   with `DeviceUnreachable` during its own backoff, so a dead instrument on a
   shared RS-485 line does not eat the bus time of the others;
 - a Modbus exception reply is `ModbusExceptionResponse`: the device answered,
-  so it counts as up.
+  so it counts as up;
+- a reply pymodbus cannot decode, or one of another function code than the
+  request's, is `DeviceProtocolError` at once: never used, and never the
+  traceback and dropped connection that pymodbus's own handling makes of it.
 Each failure is reported to the `DeviceHealth` attached for the requesting
 unit, which logs once down and once back; pymodbus's own "Failed to connect"
 warning, repeated on every attempt, is filtered out for the same reason.
@@ -40,7 +43,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
 from linectl.backoff import Backoff
@@ -123,6 +126,29 @@ def _fail_in_flight(client: ModbusClient, why: str) -> None:
     fut = client.ctx.response_future
     if not fut.done():
         fut.set_exception(ConnectionException(why))
+
+
+def _guard_decoding(client: ModbusClient) -> None:
+    """Fail the waiting request when a reply cannot be decoded.
+
+    pymodbus decodes replies inside the transport's data callback and raises
+    there when it cannot: asyncio then logs a traceback and closes a TCP
+    connection ("Fatal error: protocol.data_received() call failed"), an RTU
+    line keeps the bytes and the request waits out its timeout. One garbled
+    reply is a protocol error of that request, nothing more."""
+    framer = client.ctx.framer
+    decode = framer.handleFrame
+
+    def guarded(data: bytes, exp_devid: int, exp_tid: int) -> tuple[int, ModbusPDU | None]:
+        try:
+            return decode(data, exp_devid, exp_tid)
+        except Exception as e:  # pymodbus's decoders raise more than ModbusException
+            fut = client.ctx.response_future
+            if not fut.done():
+                fut.set_exception(ModbusIOException(f"undecodable reply {data[:16].hex(' ')}: {e}"))
+            return len(data), None  # the bytes are used up: dropped
+
+    framer.handleFrame = guarded  # type: ignore[method-assign]
 
 
 async def _why_not_connected(
@@ -323,6 +349,7 @@ class ModbusBus:
                 retries=0,
                 trace_connect=self._on_trace_connect,
             )
+        _guard_decoding(client)
         return client
 
     def _on_trace_connect(self, connected: bool) -> None:
@@ -376,11 +403,15 @@ class ModbusBus:
     # -- requests --------------------------------------------------------------
 
     async def _request(
-        self, unit: int, what: str, call: Callable[[ModbusClient], Awaitable[ModbusPDU]]
+        self,
+        unit: int,
+        fc: int,
+        what: str,
+        call: Callable[[ModbusClient], Awaitable[ModbusPDU]],
     ) -> ModbusPDU:
         health = self._health.get(unit)
         try:
-            rsp, latency = await self._round_trip(unit, what, call)
+            rsp, latency = await self._round_trip(unit, fc, what, call)
         except DeviceError as e:
             if health:
                 kind = (
@@ -406,7 +437,11 @@ class ModbusBus:
         return rsp
 
     async def _round_trip(
-        self, unit: int, what: str, call: Callable[[ModbusClient], Awaitable[ModbusPDU]]
+        self,
+        unit: int,
+        fc: int,
+        what: str,
+        call: Callable[[ModbusClient], Awaitable[ModbusPDU]],
     ) -> tuple[ModbusPDU, float]:
         """The request on the wire and its reply, with the wire time in real seconds."""
         loop = self._loop = asyncio.get_running_loop()
@@ -453,6 +488,11 @@ class ModbusBus:
             latency = loop.time() - sent_at
             self._timeouts_in_row = 0
             ub.reset()
+        if rsp.function_code & 0x7F != fc:
+            # Whole and well-formed, but the answer to another question.
+            raise DeviceProtocolError(
+                f"{self.name} unit {unit}: {what}: reply of function code {rsp.function_code}"
+            )
         return rsp, latency
 
     def _registers(self, rsp: ModbusPDU, count: int, what: str) -> list[int]:
@@ -470,34 +510,35 @@ class ModbusBus:
     async def read_input_registers(self, unit: int, address: int, count: int) -> list[int]:
         what = f"read input registers {address}+{count}"
         rsp = await self._request(
-            unit, what, lambda c: c.read_input_registers(address, count=count, device_id=unit)
+            unit, 4, what, lambda c: c.read_input_registers(address, count=count, device_id=unit)
         )
         return self._registers(rsp, count, what)
 
     async def read_holding_registers(self, unit: int, address: int, count: int) -> list[int]:
         what = f"read holding registers {address}+{count}"
         rsp = await self._request(
-            unit, what, lambda c: c.read_holding_registers(address, count=count, device_id=unit)
+            unit, 3, what, lambda c: c.read_holding_registers(address, count=count, device_id=unit)
         )
         return self._registers(rsp, count, what)
 
     async def read_discrete_inputs(self, unit: int, address: int, count: int) -> list[bool]:
         what = f"read discrete inputs {address}+{count}"
         rsp = await self._request(
-            unit, what, lambda c: c.read_discrete_inputs(address, count=count, device_id=unit)
+            unit, 2, what, lambda c: c.read_discrete_inputs(address, count=count, device_id=unit)
         )
         return self._bits(rsp, count, what)
 
     async def read_coils(self, unit: int, address: int, count: int) -> list[bool]:
         what = f"read coils {address}+{count}"
         rsp = await self._request(
-            unit, what, lambda c: c.read_coils(address, count=count, device_id=unit)
+            unit, 1, what, lambda c: c.read_coils(address, count=count, device_id=unit)
         )
         return self._bits(rsp, count, what)
 
     async def write_register(self, unit: int, address: int, value: int) -> None:
         await self._request(
             unit,
+            6,
             f"write register {address}={value}",
             lambda c: c.write_register(address, value, device_id=unit),
         )
@@ -505,6 +546,7 @@ class ModbusBus:
     async def write_registers(self, unit: int, address: int, values: list[int]) -> None:
         await self._request(
             unit,
+            16,
             f"write registers {address}+{len(values)}",
             lambda c: c.write_registers(address, list(values), device_id=unit),
         )
@@ -512,6 +554,7 @@ class ModbusBus:
     async def write_coil(self, unit: int, address: int, value: bool) -> None:
         await self._request(
             unit,
+            5,
             f"write coil {address}={int(value)}",
             lambda c: c.write_coil(address, bool(value), device_id=unit),
         )
