@@ -349,6 +349,20 @@ def build_parser() -> argparse.ArgumentParser:
     cur = dbs.add_parser("current", help="show the schema revision")
     cur.add_argument("--db", help="database URL")
     cur.add_argument("--config", help="site config to take the database URL from")
+    bk = dbs.add_parser(
+        "backup",
+        help="copy the database into FILE, safe while the daemon runs",
+        description="Copy the site database into FILE while the daemon may be running.\n"
+        "SQLite: the online backup API (one consistent moment, the daemon keeps writing),\n"
+        "checked before FILE is written. PostgreSQL: pg_dump --format=custom when it is\n"
+        "installed, else the pg_dump line to run.\n\n"
+        "Example:\n  linectl db backup --config /etc/linectl/site.toml /var/backups/linectl-$(date +%F).db",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bk.add_argument("file", metavar="FILE", help="where the copy goes (must not exist)")
+    bk.add_argument("--db", help="database URL")
+    bk.add_argument("--config", help="site config to take the database URL from")
+    bk.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
     from linectl.diag.args import DIAG_HELP, add_diag_commands
 

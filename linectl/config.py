@@ -187,6 +187,10 @@ class LineConfig(_Model):
 
 class DatabaseConfig(_Model):
     url: str = "sqlite:///linectl.db"
+    # Below this much free space under the SQLite file the status says low_space.
+    min_free_mb: float = Field(default=500.0, ge=0)
+    # Results the broker acknowledged are kept this long in the outbox, then pruned.
+    delivered_outbox_days: int = Field(default=30, ge=1, le=3650)
 
 
 class LimitsConfig(_Model):

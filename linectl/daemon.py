@@ -25,7 +25,7 @@ from linectl.http.server import HttpServer
 from linectl.ops.auth import Authenticator, SessionPolicy
 from linectl.ops.operations import Operations
 from linectl.site import Site, open_store
-from linectl.store.repo import AsyncStore
+from linectl.store.repo import AsyncStore, StoreError
 from linectl.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,17 @@ async def _announce_ready(site: Site) -> None:
 
 async def _run_daemon(cfg: SiteConfig, time_scale: float, listen: str | None) -> None:
     clock = Clock(time_scale)
-    store = await open_store(cfg.database.url)
+    try:
+        store = await open_store(cfg.database.url)
+    except StoreError as e:
+        hint = " (read-only: check the file's and its folder's owner and mount)"
+        raise CliError(f"{e}{hint if e.kind == 'read_only' else ''}", 2) from None
     site = Site(cfg, clock, store)
+    if site.storage.check() == "read_only":
+        await store.aclose()
+        raise CliError(f"database: {site.storage.message}: linectl needs to write there", 2)
+    if site.storage.state == "low_space":
+        log.error("database: %s", site.storage.message)
     ops = Operations(site)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
@@ -119,5 +128,19 @@ def cli(args: Any) -> int:
         except ValueError as e:
             raise CliError(f"--http: {e}", 2) from None
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    asyncio.run(_run_daemon(cfg, args.time_scale, getattr(args, "http", None)))
+    try:
+        asyncio.run(_run_daemon(cfg, args.time_scale, getattr(args, "http", None)))
+    except Exception as e:
+        # A database that cannot be used at start (schema, recovery) is one line,
+        # not a traceback from inside the TaskGroup.
+        leaf = _leaf(e)
+        if not isinstance(leaf, StoreError):
+            raise
+        raise CliError(str(leaf), 2) from None
     return 0
+
+
+def _leaf(e: BaseException) -> BaseException:
+    while isinstance(e, BaseExceptionGroup) and len(e.exceptions) == 1:
+        e = e.exceptions[0]
+    return e

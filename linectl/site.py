@@ -9,6 +9,12 @@ site (register, abort, duty, pause) are operations in linectl.ops, which call
 the site; the site knows nothing of who asks or how (no import of ops,
 upstream or http here), and linectl.daemon composes them.
 
+The database's health (linectl.store.health) is watched while the site
+runs and shown in every line's status (`storage`); a write the procedures
+depend on (an attempt, a completion, a draw, a duty change) waits for the
+database instead of being lost. Delivered outbox rows older than
+`database.delivered_outbox_days` are pruned every few hours.
+
 On start, inspections the previous run left unfinished are dealt with:
 queued ones go back into their line's queue in their old order; one that was
 on a station when the daemon stopped is aborted (the vehicle's position is
@@ -21,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from linectl.clock import Clock, utc_iso
@@ -35,11 +42,13 @@ from linectl.scheduler.stats import JourneyTimes
 from linectl.stations.base import SiteContext
 from linectl.stations.limits import load_limits
 from linectl.stations.registry import build_procedure
-from linectl.store.repo import AsyncStore, DuplicateRequest, Store
+from linectl.store.health import StorageHealth
+from linectl.store.repo import AsyncStore, DuplicateRequest, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 10.0  # mqtt.md: status on every change and at least every 10 s
+PRUNE_EVERY_S = 6 * 3600.0  # real seconds between outbox prunes
 
 
 class Site:
@@ -57,6 +66,9 @@ class Site:
         self.clock = clock
         self.store = store
         self.events = events or EventBus()
+        self.storage = StorageHealth(
+            cfg.database.url, min_free_mb=cfg.database.min_free_mb, on_change=self._status_changed
+        )
         self.limits = load_limits(cfg.limits.dir)
         self.ctx = SiteContext(cfg, clock, self.limits, self.events)
         self.devices = DeviceSet()
@@ -76,6 +88,7 @@ class Site:
             )
             runner = LineRunner(line_cfg, self.ctx, io, procedures, pool, store)
             runner.on_change = self._status_changed
+            runner.storage = self.storage
             self.lines.append(runner)
         self._status_dirty = asyncio.Event()
         self.ready = asyncio.Event()
@@ -89,7 +102,14 @@ class Site:
         raise KeyError(line_id)
 
     def line_status(self, runner: LineRunner) -> dict[str, Any]:
-        return {"online": True, "ts": utc_iso(self.clock.wall()), **runner.status()}
+        # `storage` is added to mqtt.md's fields: a line whose results cannot be
+        # saved holds its vehicles, and the registry and console should see why.
+        return {
+            "online": True,
+            "ts": utc_iso(self.clock.wall()),
+            **runner.status(),
+            "storage": self.storage.snapshot(),
+        }
 
     def _status_changed(self) -> None:
         self._status_dirty.set()
@@ -118,16 +138,36 @@ class Site:
 
     async def _record_duty(self, driver_id: str, state: DriverState) -> None:
         duty = {DriverState.BREAK: "break", DriverState.OFF_DUTY: "off_duty"}.get(state, "on_duty")
-        await self.store.set_driver_state(driver_id, duty, self.clock.wall())
+        at = self.clock.wall()
+        await self.storage.commit(
+            f"duty of {driver_id}", lambda: self.store.set_driver_state(driver_id, duty, at)
+        )
 
     async def _record_draw(self, draw: Draw) -> None:
-        await self.store.record_draw(
-            line=draw.line,
-            inspection_id=draw.inspection_id,
-            candidates=list(draw.candidates),
-            chosen=draw.chosen,
-            at=draw.at,
+        # Waits for the database: an unrecorded draw would break the audit chain.
+        await self.storage.commit(
+            f"draw for {draw.inspection_id}",
+            lambda: self.store.record_draw(
+                line=draw.line,
+                inspection_id=draw.inspection_id,
+                candidates=list(draw.candidates),
+                chosen=draw.chosen,
+                at=draw.at,
+            ),
         )
+
+    async def _housekeeping(self) -> None:
+        """Prune delivered outbox rows past their keeping time, now and every few hours."""
+        keep = timedelta(days=self.cfg.database.delivered_outbox_days)
+        while True:
+            try:
+                n = await self.store.prune_outbox(self.clock.wall() - keep)
+                if n:
+                    log.info("outbox: %d delivered row(s) older than %s pruned", n, keep)
+            except StoreError as e:
+                self.storage.failed(e)
+                log.warning("outbox: prune failed, tried again later: %s", e)
+            await asyncio.sleep(PRUNE_EVERY_S)
 
     # --- admission ------------------------------------------------------------------
 
@@ -218,6 +258,8 @@ class Site:
                     tg.create_task(runner.run(), name=f"line-{runner.id}")
                     tg.create_task(runner.pool.run_breaks(), name=f"breaks-{runner.id}")
                 tg.create_task(self._status_ticker(), name="status")
+                tg.create_task(self.storage.watch(), name="storage")
+                tg.create_task(self._housekeeping(), name="housekeeping")
                 self.ready.set()
         finally:
             for runner in self.lines:

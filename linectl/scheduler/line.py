@@ -21,6 +21,12 @@ line, its journey ends where it is (the item being measured is not judged,
 `aborted`; the vehicle is sent off with DRIVE_OUT "see the operator"; its
 stations and its driver are given back). Either way it ends `aborted` with
 the reason and its result goes out through the outbox.
+
+What the line writes while a vehicle is on it (its state, every attempt, its
+completion, an abort) waits for the database when the database refuses it
+(linectl.store.health): the data stays in memory, the vehicle stays where it
+is with WAIT and a line of text on its display, and the line goes on once the
+write went through. Nothing measured is dropped for a full disk.
 """
 
 from __future__ import annotations
@@ -41,12 +47,16 @@ from linectl.items import STATION_OF_ITEM, InspectionVerdict, ItemResult, not_ju
 from linectl.scheduler.pool import Draw, ProxyDriverPool
 from linectl.scheduler.stats import JourneyTimes, LineStats
 from linectl.stations.base import Guide, Procedure, Recorder, SiteContext, Visit
+from linectl.store.health import StorageHealth
 from linectl.store.repo import AsyncStore
 from linectl.vehicle import InspectionType, Vehicle
 
 log = logging.getLogger(__name__)
 
 RESULT_SHOWN_S = 3.0  # the verdict on the last display before DRIVE_OUT
+# Shown with WAIT while a write waits for the database (at most 21 characters of
+# Chinese fit the display's 64 bytes): "saving the data, please wait".
+HOLD_TEXT = "数据保存中，请稍候"
 ABORTED_ITEM = "aborted"  # reason of an item cut short by an abort
 SEE_THE_OPERATOR = "see the operator"
 
@@ -85,10 +95,13 @@ class Slot:
 
 
 class StoreRecorder(Recorder):
-    def __init__(self, store: AsyncStore, inspection_id: str) -> None:
+    def __init__(
+        self, store: AsyncStore, inspection_id: str, runner: LineRunner | None = None
+    ) -> None:
         self.store = store
         self.inspection_id = inspection_id
         self.recorded: set[str] = set()  # item codes with an attempt from this visit
+        self.runner = runner  # waits for the database through the runner, when given
 
     async def attempt(
         self,
@@ -101,14 +114,22 @@ class StoreRecorder(Recorder):
     ) -> int:
         # Noted first: a store call whose caller is cancelled still commits.
         self.recorded.add(result.code)
-        return await self.store.record_attempt(
-            inspection_id=self.inspection_id,
-            result=result,
-            station=station,
-            device=device,
-            started_at=started_at,
-            finished_at=finished_at,
-        )
+
+        def write() -> Any:
+            return self.store.record_attempt(
+                inspection_id=self.inspection_id,
+                result=result,
+                station=station,
+                device=device,
+                started_at=started_at,
+                finished_at=finished_at,
+            )
+
+        if self.runner is None:
+            return int(await write())
+        slot = next((s for s in self.runner.slots if s.procedure.id == station), None)
+        what = f"attempt {result.code} of {self.inspection_id}"
+        return int(await self.runner.commit(what, write, slot, self.inspection_id))
 
 
 class LineRunner:
@@ -141,6 +162,7 @@ class LineRunner:
         self._abort_reasons: dict[str, str] = {}
         self.stats = LineStats.for_line(self.id, [p.id for p in procedures], self.clock.now())
         self.on_change: Callable[[], None] | None = None
+        self.storage: StorageHealth | None = None  # the site's: writes wait for the database
         pool.on_change = self._changed
 
     # --- what the site asks of a line ------------------------------------------------
@@ -198,6 +220,22 @@ class LineRunner:
     def _changed(self) -> None:
         if self.on_change:
             self.on_change()
+
+    async def commit(
+        self, what: str, write: Callable[[], Any], slot: Slot | None, inspection_id: str
+    ) -> Any:
+        """`await write()`, waiting for the database while it refuses; the vehicle
+        on `slot` sees WAIT and why on its display meanwhile."""
+        if self.storage is None:
+            return await write()
+
+        async def hold(state: str) -> None:
+            if slot is not None and slot.inspection_id == inspection_id:
+                await Guide(self.io, slot.index, slot.plate or "", self.clock).show(
+                    Prompt.WAIT, HOLD_TEXT
+                )
+
+        return await self.storage.commit(what, write, hold=hold)
 
     # --- running ----------------------------------------------------------------------
 
@@ -375,9 +413,15 @@ class LineRunner:
             proxy_driver=draw.chosen,
             candidates=list(draw.candidates),
         )
-        recorder = StoreRecorder(self.store, q.inspection_id)
+        recorder = StoreRecorder(self.store, q.inspection_id, self)
         try:
-            await self.store.set_state(q.inspection_id, "in_progress", self.clock.wall())
+            at = self.clock.wall()
+            await self.commit(
+                f"start of {q.inspection_id}",
+                lambda: self.store.set_state(q.inspection_id, "in_progress", at),
+                self.slots[0],
+                q.inspection_id,
+            )
             n = len(self.slots)
             for k, slot in enumerate(self.slots):
                 last = k == n - 1
@@ -464,7 +508,13 @@ class LineRunner:
         else:
             self._abort_point(q)
             self._completing.add(q.inspection_id)  # too late to abort from here on
-            record = await self.store.complete_inspection(q.inspection_id, at=self.clock.wall())
+            at = self.clock.wall()
+            record = await self.commit(
+                f"result of {q.inspection_id}",
+                lambda: self.store.complete_inspection(q.inspection_id, at=at, once=True),
+                slot,
+                q.inspection_id,
+            )
             verdict = InspectionVerdict(record.verdict)
             self.stats.ended(str(verdict))
             failed = [c for c, v in record.item_verdicts().items() if v != "pass"]
@@ -526,8 +576,14 @@ class LineRunner:
                             started_at=now,
                             finished_at=now,
                         )
-            await self.store.complete_inspection(
-                q.inspection_id, at=self.clock.wall(), abort_reason=reason
+            at = self.clock.wall()
+            await self.commit(
+                f"abort of {q.inspection_id}",
+                lambda: self.store.complete_inspection(
+                    q.inspection_id, at=at, abort_reason=reason, once=True
+                ),
+                None,
+                q.inspection_id,
             )
         except Exception:
             log.exception("%s: could not record the abort of %s", self.id, q.inspection_id)

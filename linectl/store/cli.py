@@ -1,4 +1,4 @@
-"""`linectl db`: apply the schema migrations, or show the schema revision.
+"""`linectl db`: apply the schema migrations, show the schema revision, or back up.
 
 Also the one rule every command that opens the store follows to find it:
 `--db URL`, else the `database.url` of `--config FILE`, else
@@ -54,6 +54,8 @@ def open_store(args: argparse.Namespace, *, must_exist: bool) -> Store:
 
 
 def cli(args: argparse.Namespace) -> int:
+    if args.db_command == "backup":
+        return _backup(args)
     store = open_store(args, must_exist=args.db_command != "upgrade")
     where = f"database {db.safe_url(store.url)}"
     head = db.head_revision()
@@ -80,3 +82,19 @@ def cli(args: argparse.Namespace) -> int:
         raise CliError(str(e), EXIT_DB) from None
     finally:
         store.close()
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from linectl.store.backup import BackupError, backup
+
+    url = database_url(args)
+    require_existing(url)
+    try:
+        done = backup(url, args.file, force=args.force)
+    except BackupError as e:
+        raise CliError(str(e), EXIT_DB) from None
+    print(
+        f"database {db.safe_url(url)}: backed up to {done.file} "
+        f"({done.size_bytes / 2**20:.1f} MiB, {done.detail})"
+    )
+    return 0

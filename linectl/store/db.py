@@ -41,7 +41,60 @@ _PG_MIGRATION_LOCK = 0x6C696E65
 
 
 class StoreError(Exception):
-    """The database cannot be used; `str()` is the one line to show."""
+    """The database cannot be used; `str()` is the one line to show.
+
+    `kind` says what kind of trouble, for what reacts to it (the storage
+    health, the retries): `full` (no space left), `read_only`, `io` (a disk
+    I/O error), `busy` (locked past the busy timeout), `unavailable` (no
+    connection, a server gone or a backend killed), or `other` (schema, a bad
+    URL, a constraint: retrying will not help)."""
+
+    def __init__(self, message: str, kind: str = "other") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def transient(self) -> bool:
+        """Whether the same write may succeed later, once the cause is fixed."""
+        return self.kind != "other"
+
+
+# Substrings of SQLite's and PostgreSQL's messages, lower case, by kind.
+_KINDS = (
+    ("full", ("database or disk is full", "no space left on device", "could not extend file")),
+    (
+        "read_only",
+        ("readonly database", "read-only", "read only", "permission denied for", "read-only file"),
+    ),
+    ("io", ("disk i/o error", "input/output error")),
+    ("busy", ("database is locked", "database table is locked", "database is busy")),
+    (
+        "unavailable",
+        (
+            "terminating connection",
+            "server closed the connection",
+            "connection refused",
+            "connection is closed",
+            "could not connect",
+            "connection to server",
+            "the database system is",
+            "ssl connection has been closed",
+            "consuming input failed",
+            "unable to open database file",
+        ),
+    ),
+)
+
+
+def error_kind(e: BaseException) -> str:
+    """The `StoreError.kind` of a database failure."""
+    low = _first_line(e).lower()
+    for kind, needles in _KINDS:
+        if any(n in low for n in needles):
+            return kind
+    if isinstance(e, sa_exc.DBAPIError) and e.connection_invalidated:
+        return "unavailable"
+    return "other"
 
 
 def safe_url(url: str) -> str:
@@ -135,7 +188,7 @@ def db_errors(url: str) -> Iterator[None]:
     try:
         yield
     except sa_exc.DBAPIError as e:
-        raise StoreError(describe_error(url, e)) from e
+        raise StoreError(describe_error(url, e), error_kind(e)) from e
     except CommandError as e:
         raise StoreError(f"database {safe_url(url)}: {_first_line(e)}") from e
 

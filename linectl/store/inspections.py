@@ -248,6 +248,7 @@ class InspectionStore(StoreBase):
         at: datetime,
         result_document: Callable[[InspectionRecord], dict[str, Any]] | None = None,
         abort_reason: str | None = None,
+        once: bool = False,
     ) -> InspectionRecord:
         """In one transaction: the verdict from each item's latest attempt (an item
         without one is not judged), the next revision, state completed, and the
@@ -255,11 +256,18 @@ class InspectionStore(StoreBase):
 
         With `abort_reason` the inspection ends aborted instead (the vehicle left
         the line unfinished): its result still goes out, through the outbox like
-        any other, so the registry learns of it even if the broker is away now."""
+        any other, so the registry learns of it even if the broker is away now.
+
+        With `once`, an inspection already completed or aborted is returned as it
+        is: a completion tried again after a failure whose commit had in fact gone
+        through (a connection lost on COMMIT) makes no second revision."""
         at = utc(at)
         build = result_document or default_result_document
         with self._errors(), self._write() as s:
             row = get_inspection(s, inspection_id)
+            finished = (str(InspectionState.COMPLETED), str(InspectionState.ABORTED))
+            if once and row.state in finished:
+                return self._inspection_record(s, row)
             attempts = s.execute(
                 select(Attempt.item_code, Attempt.attempt_no, Attempt.verdict).where(
                     Attempt.inspection_id == inspection_id

@@ -1,14 +1,16 @@
 """The outbox: messages committed with what they report, drained to the broker.
 
 A row is marked delivered only once the broker acknowledged it, so a result
-survives any outage or restart (mqtt.md: at least once).
+survives any outage or restart (mqtt.md: at least once). Delivered rows are
+pruned after a while (`database.delivered_outbox_days`); an undelivered row
+never is, however old.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from linectl.store.base import StoreBase, utc
 from linectl.store.models import Outbox
@@ -76,3 +78,14 @@ class OutboxStore(StoreBase):
                 select(Outbox).where(Outbox.inspection_id == inspection_id).order_by(Outbox.id)
             )
             return [_outbox_record(r) for r in rows]
+
+    def prune_outbox(self, delivered_before: datetime) -> int:
+        """Delete the rows the broker acknowledged before `delivered_before`; how
+        many. Undelivered rows stay, whatever their age: they are results the
+        registry has not got yet."""
+        at = utc(delivered_before)
+        with self._errors(), self._write() as s:
+            gone = s.execute(
+                delete(Outbox).where(Outbox.delivered_at.is_not(None), Outbox.delivered_at < at)
+            )
+            return int(gone.rowcount or 0)
