@@ -11,7 +11,8 @@ is free again when its photo switches say so (IN_POSITION 0, EXIT_CLEAR 1).
 After the last station the inspection is completed (verdict, result and
 outbox row in one transaction), the display shows the result and DRIVE_OUT,
 and the driver walks back to the start. First come, first served: the queue
-and every station's lock are FIFO.
+and every station's lock are FIFO. A vehicle found on a station when the line
+starts (left by a run that crashed) is sent off before anything is called in.
 
 Two things an operator may do to a line (through linectl.ops): `pause()` it,
 so it calls no new vehicle while those on it finish (a call already waiting
@@ -57,6 +58,8 @@ RESULT_SHOWN_S = 3.0  # the verdict on the last display before DRIVE_OUT
 # Shown with WAIT while a write waits for the database (at most 21 characters of
 # Chinese fit the display's 64 bytes): "saving the data, please wait".
 HOLD_TEXT = "数据保存中，请稍候"
+# With DRIVE_OUT to a vehicle found on a station at start: "please see the operator".
+LEFTOVER_TEXT = "请联系操作员"
 ABORTED_ITEM = "aborted"  # reason of an item cut short by an abort
 SEE_THE_OPERATOR = "see the operator"
 
@@ -259,8 +262,13 @@ class LineRunner:
     async def run(self) -> None:
         await self._start_io()
         for s in self.slots:
-            await Guide(self.io, s.index, "", self.clock).entry_light(False)
-            await Guide(self.io, s.index, "", self.clock).show(Prompt.BLANK)
+            guide = Guide(self.io, s.index, "", self.clock)
+            await guide.entry_light(False)
+            inputs = await guide._retry(lambda s=s: self.io.inputs(s.index))
+            if inputs.free:
+                await guide.show(Prompt.BLANK)
+            else:
+                await self._send_off_leftover(s, guide)
         try:
             while True:
                 q = await self._next()
@@ -305,6 +313,25 @@ class LineRunner:
         self._journeys.add(task)
         self._on_line[q.inspection_id] = task
         task.add_done_callback(self._journeys.discard)
+
+    async def _send_off_leftover(self, slot: Slot, guide: Guide) -> None:
+        """A vehicle stands on the station as the line starts: one a previous run
+        left there (a crash, a power cut; its inspection was aborted on start).
+        It is sent off, and nothing is called into the station until its photo
+        switches say it is free: the next vehicle's test must never run on it."""
+        log.warning("%s: station %s is occupied at start: vehicle sent off", self.id, slot.index)
+        await slot.lock.acquire()
+        slot.state = "leaving"
+        await guide.show(Prompt.DRIVE_OUT, LEFTOVER_TEXT)
+
+        async def vacated() -> None:
+            await guide.wait_inputs(lambda i: i.free)
+            await guide.show(Prompt.BLANK)
+            slot.state = "free"
+            slot.lock.release()
+            self._changed()
+
+        self._spawn(vacated())
 
     async def _next(self) -> Queued:
         while not self._queue or self.paused:
