@@ -300,11 +300,10 @@ async def test_a_vehicle_left_on_a_station_is_sent_off_before_the_next_is_called
         while blk.code != Prompt.DRIVE_OUT:
             blk = await asyncio.wait_for(io.wait_prompt(0, blk.seq), 10)
         assert blk.text == LEFTOVER_TEXT
-        (car,) = [
-            c
-            for c in (Population(seed=4, fault_rate=0.0).next() for _ in range(20))
-            if c.vehicle.axles == 2
-        ][:1]
+        pop = Population(seed=4, fault_rate=0.0)
+        car = next(
+            c for c in iter(pop.next, None) if c.vehicle.axles == 2 and c.vehicle.parking_axles
+        )
         sim.world.add(car)
         with site.events.subscribe({"completed"}) as done:
             reply = await site.register(registration_for(car, 1, ITEMS))
