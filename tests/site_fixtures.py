@@ -104,10 +104,11 @@ async def running_site(
     kinds: tuple[str, ...] = STATION_KINDS,
     time_scale: float = E2E_SCALE,
     adjust: Callable[[SiteConfig], SiteConfig] | None = None,
+    url: str | None = None,
     **site_kwargs: Any,
 ) -> AsyncIterator[Rig]:
     clock = Clock(time_scale)
-    url = f"sqlite:///{tmp_path / 'site.db'}"
+    url = url or f"sqlite:///{tmp_path / 'site.db'}"
     (tmp_path / "tty").mkdir(exist_ok=True)
     cfg = demo_config("t1", lines, url, tmp_path / "tty", kinds)
     if adjust:
