@@ -420,6 +420,20 @@ async def test_poison_messages_are_refused_and_the_session_survives(
                 "invalid_mass",
                 "vehicle.gross_mass_kg",
             ),
+            # The reply quoted the code and could not be encoded as UTF-8: the
+            # session ended unacknowledged, and the message came back for ever.
+            "surrogate item": (
+                json.dumps({**registration("p-surrogate"), "items": ["\ud800"]}).encode(),
+                "invalid_items",
+                "items",
+            ),
+            # 60 KB of escaped quotes in a string that never closes: once 30 s of
+            # a blocked event loop in the nesting check.
+            "escaped quotes": (
+                b'{"request_id": "p-quotes", "x": "' + b'\\"' * 30_000,
+                "invalid_json",
+                "(payload)",
+            ),
             "control char plate": (
                 dumps({**registration("p-plate"), "vehicle": {**good, "plate": "鲁G1\x0034"}}),
                 "invalid_plate",
