@@ -34,11 +34,13 @@ from typing import Any
 
 import pytest
 from mqtt_broker import Broker, Listener, free_port, running_broker
+from site_fixtures import TESTER
 
 from linectl.clock import Clock
 from linectl.daemon import Site, open_store
 from linectl.demo import demo_config, registration_for
 from linectl.drivers.lineio_modbus import Prompt
+from linectl.ops.operations import Operations
 from linectl.scheduler.line import LEFTOVER_TEXT
 from linectl.store.repo import Store
 from linectl.upstream.topics import Topics
@@ -64,6 +66,9 @@ url = "sqlite:///{db}"
 
 [mqtt]
 url = "{broker_url}"
+
+[http]
+listen = "127.0.0.1:0"
 
 [[lines]]
 id = "L1"
@@ -306,7 +311,7 @@ async def test_a_vehicle_left_on_a_station_is_sent_off_before_the_next_is_called
         )
         sim.world.add(car)
         with site.events.subscribe({"completed"}) as done:
-            reply = await site.register(registration_for(car, 1, ITEMS))
+            reply = await Operations(site).register(TESTER, registration_for(car, 1, ITEMS))
             assert reply["accepted"], reply
             await asyncio.sleep(0.5)  # 50 s of clock time: nothing is called in meanwhile
             assert io.prompt(0).seq == blk.seq and not io.entry_light(0)

@@ -30,6 +30,7 @@ from site_fixtures import offline_config
 from linectl.clock import Clock
 from linectl.daemon import Site, open_store
 from linectl.demo import demo_config
+from linectl.ops.operations import Operations
 from linectl.registration import Registration, parse_registration, refused_reply
 from linectl.store.db import json_text
 from linectl.upstream.intake import Intake, decode
@@ -234,7 +235,7 @@ async def intake(tmp_path: Path) -> AsyncIterator[Intake]:
     store = await open_store(url)
     site = Site(cfg, Clock(100), store)
     try:
-        yield Intake(site, Topics("linectl", "fz"))
+        yield Intake(Operations(site), Topics("linectl", "fz"))
     finally:
         await store.aclose()
 
