@@ -187,21 +187,41 @@ class Site:
     async def admit(self, reg: Registration, line: LineRunner) -> dict[str, Any]:
         """Keep a validated registration as an inspection and queue it on `line`; the
         reply of mqtt.md. A request_id answered before gets its stored reply again
-        and nothing is created."""
+        and nothing is created.
+
+        The inspection is created with its line in one transaction, and queued
+        once it is kept: a database that fails in between (a connection lost on
+        COMMIT, a disk full) is waited for, so an accepted vehicle is never left
+        out of its queue, where no one would call it until the next start."""
+        at = self.clock.wall()
         try:
-            inspection_id = await self.store.create_inspection(
-                site=self.id,
-                vehicle=reg.vehicle,
-                inspection_type=reg.inspection_type,
-                items=reg.items,
-                at=self.clock.wall(),
-                request_id=reg.request_id,
-                reply_for=lambda iid: accepted_reply(reg.request_id, iid, line.id),
+            inspection_id = await self.storage.commit(
+                f"registration {reg.request_id}",
+                lambda: self.store.create_inspection(
+                    site=self.id,
+                    vehicle=reg.vehicle,
+                    inspection_type=reg.inspection_type,
+                    items=reg.items,
+                    at=at,
+                    request_id=reg.request_id,
+                    reply_for=lambda iid: accepted_reply(reg.request_id, iid, line.id),
+                    line=line.id,
+                ),
             )
         except DuplicateRequest as e:
+            # Kept by an earlier try whose COMMIT went through unseen: queue it now
+            # if that try never got as far.
+            await self.queue_if_left_out(e.reply)
             return e.reply
-        await self.store.assign_line(inspection_id, line.id)
-        await self.store.set_state(inspection_id, "queued", self.clock.wall())
+        await self._queue(inspection_id, line, reg)
+        return accepted_reply(reg.request_id, inspection_id, line.id)
+
+    async def _queue(self, inspection_id: str, line: LineRunner, reg: Registration) -> None:
+        at = self.clock.wall()
+        await self.storage.commit(
+            f"queueing {inspection_id}",
+            lambda: self.store.set_state(inspection_id, "queued", at),
+        )
         line.enqueue(
             Queued(
                 inspection_id,
@@ -211,7 +231,18 @@ class Site:
                 JourneyTimes(self.clock.now()),
             )
         )
-        return accepted_reply(reg.request_id, inspection_id, line.id)
+
+    async def queue_if_left_out(self, reply: dict[str, Any]) -> None:
+        iid = reply.get("inspection_id")
+        if not reply.get("accepted") or not isinstance(iid, str):
+            return
+        rec = await self.store.inspection(iid)
+        if rec.state != "registered" or rec.line is None:
+            return  # queued (so in its line's queue), on the line, or done
+        line = self.line(rec.line)
+        log.warning("inspection %s (%s) was kept but never queued: queued now", iid, rec.plate)
+        reg = Registration(rec.request_id, rec.inspection_type, rec.vehicle, list(rec.items), True)
+        await self._queue(iid, line, reg)
 
     async def _recover(self) -> None:
         for rec in await self.store.unfinished_inspections():

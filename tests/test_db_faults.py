@@ -27,10 +27,11 @@ from typing import Any
 import psycopg
 import pytest
 import store_fixtures
-from site_fixtures import Rig, running_site
+from site_fixtures import TESTER, Rig, running_site
 from sqlalchemy.engine import make_url
 
 from linectl.demo import registration_for
+from linectl.registration import accepted_reply, parse_registration
 from linectl.store import db as store_db
 from linectl.store.repo import StoreError
 from sim.vehicles import Population, SimVehicle
@@ -59,7 +60,7 @@ async def inspect_through_faults(rig: Rig, fleet: list[SimVehicle]) -> list[str]
             rig.n += 1
             for _ in range(200):
                 try:
-                    reply = await rig.site.register(registration_for(sv, rig.n, ITEMS))
+                    reply = await rig.ops.register(TESTER, registration_for(sv, rig.n, ITEMS))
                     break
                 except StoreError:
                     await asyncio.sleep(0.05)
@@ -68,9 +69,17 @@ async def inspect_through_faults(rig: Rig, fleet: list[SimVehicle]) -> list[str]
             assert reply["accepted"], reply
             ids.append(reply["inspection_id"])
         pending = set(ids)
-        async with asyncio.timeout(150):
-            while pending:
-                pending.discard((await finished.get()).inspection_id)
+        try:
+            async with asyncio.timeout(150):
+                while pending:
+                    pending.discard((await finished.get()).inspection_id)
+        except TimeoutError:
+            line = rig.site.lines[0]
+            io = rig.sim.emulators["io-L1"]
+            raise AssertionError(
+                f"not finished: {sorted(pending)}; line {line.status()}; "
+                f"display {io.prompt(0)}; inputs {io.inputs(0)}; storage {rig.site.storage.snapshot()}"
+            ) from None
     return ids
 
 
@@ -175,3 +184,36 @@ async def test_sqlite_locked_past_the_busy_timeout_while_inspecting(
     assert locker.locks > 0
     assert "busy" in states, "writes met the lock, waited, and went through"
     assert states[-1] == "ok"
+
+
+async def test_a_registration_kept_but_never_queued_is_queued_when_asked_again(
+    tmp_path: Path,
+) -> None:
+    """What a try cut short between keeping the inspection and queueing it leaves
+    (a COMMIT that went through unseen, a session cancelled): the registry's
+    redelivery gets the stored reply, and the vehicle is queued then, not left
+    out until the next start."""
+    (car,) = cars(seed=33)[:1]
+    async with running_site(tmp_path, kinds=("brake",)) as rig:
+        rig.sim.world.add(car)
+        request = registration_for(car, 1, ITEMS)
+        reg = parse_registration(request)
+        iid = await rig.store.create_inspection(
+            site=rig.site.id,
+            vehicle=reg.vehicle,
+            inspection_type=reg.inspection_type,
+            items=reg.items,
+            at=rig.clock.wall(),
+            request_id=reg.request_id,
+            reply_for=lambda i: accepted_reply(reg.request_id, i, "L1"),
+            line="L1",
+        )
+        assert rig.site.lines[0].queue_length() == 0
+        with rig.site.events.subscribe({"completed"}) as done:
+            again = await rig.ops.register(TESTER, request)
+            assert again == accepted_reply(reg.request_id, iid, "L1")
+            ev = await asyncio.wait_for(done.get(), 60)
+        assert ev.inspection_id == iid
+        # Asked a third time: the same reply, and nothing queued twice.
+        assert await rig.ops.register(TESTER, request) == again
+        assert rig.site.lines[0].queue_length() == 0

@@ -231,6 +231,9 @@ class Operations:
             if rid is not None:
                 known = await self.store.registration_reply(rid)
                 if known is not None:
+                    # A try cut short after the inspection was kept (cancelled with
+                    # the MQTT session, say) left it out of its queue: queued now.
+                    await self.site.queue_if_left_out(known)
                     return known
             try:
                 reg = parse_registration(request, require_request_id=True)
