@@ -15,6 +15,7 @@ prompts would be read as a refresh and never acted on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -46,6 +47,14 @@ class Prompt(IntEnum):
     RESULT_FAIL = 15
     WAIT = 16
     REMOVE_PROBE = 17
+
+
+def prompt_name(code: int) -> str:
+    """The prompt's name in lower case (`drive_in`), or `prompt_N` for a code not known."""
+    try:
+        return Prompt(code).name.lower()
+    except ValueError:
+        return f"prompt_{code}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,9 @@ class LineIO:
         self._block0 = MAP["PROMPT"].address
         self._block_len = MAP["SEQ"].end - self._block0
         self._shown: list[Shown | None] = [None] * n_stations
+        # Told of every prompt that reached a display (station, what it shows): the
+        # line publishes it, so the console shows what the driver reads.
+        self.on_show: Callable[[int, Shown], None] | None = None
 
     @classmethod
     def from_config(cls, cfg: DeviceConfig, n_stations: int) -> LineIO:
@@ -127,6 +139,11 @@ class LineIO:
         self._check(station)
         return await self._read_block(station)
 
+    def shown(self, station: int) -> Shown | None:
+        """What was last written to (or read from) `station`'s display; None before start()."""
+        self._check(station)
+        return self._shown[station]
+
     def seq(self, station: int) -> int | None:
         """The SEQ last written to (or read from) `station`; None before start()."""
         self._check(station)
@@ -147,10 +164,12 @@ class LineIO:
         code = int(Prompt(prompt))
         last = self._shown[station] or await self._read_block(station)
         seq = (last.seq + 1) % 0x10000
-        self._shown[station] = Shown(seq, code, plate, text)
+        shown = self._shown[station] = Shown(seq, code, plate, text)
         await self.bus.write_registers(
             self.unit, MAP.station_address("PROMPT", station), self._block(code, plate, text, seq)
         )
+        if self.on_show is not None:
+            self.on_show(station, shown)
         return seq
 
     async def refresh(self, station: int, text: str) -> None:
@@ -163,6 +182,8 @@ class LineIO:
             MAP.station_address("PROMPT", station),
             self._block(last.code, last.plate, text, last.seq),
         )
+        if self.on_show is not None:
+            self.on_show(station, last)
 
     async def set_entry_light(self, station: int, green: bool) -> None:
         self._check(station)

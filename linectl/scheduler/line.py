@@ -43,7 +43,7 @@ from typing import Any
 from linectl.backoff import Backoff
 from linectl.config import LineConfig
 from linectl.drivers.errors import DeviceError
-from linectl.drivers.lineio_modbus import LineIO, Prompt
+from linectl.drivers.lineio_modbus import LineIO, Prompt, Shown, prompt_name
 from linectl.items import STATION_OF_ITEM, InspectionVerdict, ItemResult, not_judged
 from linectl.scheduler.pool import Draw, ProxyDriverPool
 from linectl.scheduler.stats import JourneyTimes, LineStats
@@ -167,6 +167,7 @@ class LineRunner:
         self.on_change: Callable[[], None] | None = None
         self.storage: StorageHealth | None = None  # the site's: writes wait for the database
         pool.on_change = self._changed
+        io.on_show = self._prompted
 
     # --- what the site asks of a line ------------------------------------------------
 
@@ -186,6 +187,24 @@ class LineRunner:
 
     def queue_length(self) -> int:
         return len(self._queue)
+
+    def queued(self) -> list[Queued]:
+        """The vehicles waiting to be called, first first (a copy)."""
+        return list(self._queue)
+
+    def _prompted(self, station: int, shown: Shown) -> None:
+        """A prompt reached a guide display: the console shows what the driver reads."""
+        slot = self.slots[station]
+        self.ctx.events.publish(
+            "prompt",
+            self.clock.wall(),
+            line=self.id,
+            inspection_id=slot.inspection_id,
+            station=slot.procedure.id,
+            prompt=prompt_name(shown.code),
+            plate=shown.plate,
+            text=shown.text,
+        )
 
     def in_line(self) -> int:
         return sum(1 for s in self.slots if s.plate is not None)

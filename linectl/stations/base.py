@@ -26,6 +26,7 @@ from linectl.drivers.lineio_modbus import LineIO, Prompt
 from linectl.events import EventBus
 from linectl.items import ItemResult, not_judged
 from linectl.stations.limits import Limits
+from linectl.stations.live import LiveFeed
 from linectl.vehicle import InspectionType, Vehicle
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,8 @@ class Procedure(abc.ABC):
         self.cfg = cfg
         self.ctx = ctx
         self.clock = ctx.clock
+        # What the station reads while a test runs, for the console (throttled).
+        self.live = LiveFeed(ctx.events, ctx.clock, cfg.id)
 
     @property
     def id(self) -> str:

@@ -45,6 +45,7 @@ from linectl.stations.base import (
 )
 from linectl.stations.brake_judge import judge_axle, judge_parking, judge_total
 from linectl.stations.curve import BrakeCurve
+from linectl.stations.live import BrakeTrace
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class BrakeProcedure(Procedure):
 
     async def run(self, visit: Visit, guide: Guide, recorder: Recorder) -> list[ItemResult]:
         started = self.clock.wall()
+        self.live.begin(visit.line, visit.inspection_id, visit.plate)
         done: list[ItemResult] = []
         try:
             await self._inspect(visit, guide, recorder, done)
@@ -185,7 +187,7 @@ class BrakeProcedure(Procedure):
             if code in items or need_all_axles:
                 t0 = self.clock.wall()
                 try:
-                    run = await self._brake_run(guide, parking=False)
+                    run = await self._brake_run(guide, n, parking=False)
                     res = judge_axle(
                         n,
                         left_kg,
@@ -208,7 +210,7 @@ class BrakeProcedure(Procedure):
                     out.append(await self.record(recorder, visit, res, self.rbt.id, t0))
             if n in v.parking_axles and "B0" in items:
                 try:
-                    run = await self._brake_run(guide, parking=True)
+                    run = await self._brake_run(guide, n, parking=True)
                     parking_runs.append((n, run.curve, run.left_locked or run.right_locked))
                     parking_apply[f"axle{n}_apply_s"] = run.apply_s
                 except (RingOverrun, RunUntrusted) as e:
@@ -282,7 +284,7 @@ class BrakeProcedure(Procedure):
                     f"scale did not settle in {WEIGH_TIMEOUT_S:.0f} s (state {st.state})"
                 )
 
-    async def _brake_run(self, guide: Guide, parking: bool) -> Run:
+    async def _brake_run(self, guide: Guide, axle: int, parking: bool) -> Run:
         await self.rbt.set_test_kind(parking)
         await guide.show(Prompt.RELEASE_BRAKE)
         await self.clock.sleep(RELEASE_SETTLE_S)
@@ -290,12 +292,14 @@ class BrakeProcedure(Procedure):
         await self.rbt.command(RbtCommand.BRAKE)
         reader.reset()
         t0 = self.clock.now()
+        trace = BrakeTrace(self.live, SAMPLE_PERIOD_MS, axle, parking)
         apply = Prompt.APPLY_PARKING_BRAKE if parking else Prompt.APPLY_BRAKE
         prompt_task = asyncio.create_task(self._prompt_at(guide, apply, t0 + APPLY_AFTER_S))
         try:
             deadline = t0 + MAX_TEST_MS / 1000 + 5.0
             while True:
                 await reader.poll()
+                trace.update(reader.samples)
                 st = await self._status()
                 if st.state == RbtState.DONE:
                     break
@@ -304,6 +308,7 @@ class BrakeProcedure(Procedure):
                     raise BrakeFault("brake run did not end within its time limit")
                 await self.clock.poll_sleep(POLL_S)
             await reader.poll()  # whatever came in between the last poll and DONE
+            trace.update(reader.samples, done=True)
         finally:
             if not prompt_task.done():
                 prompt_task.cancel()

@@ -136,6 +136,7 @@ class EmissionProcedure(Procedure):
         if CODE not in visit.items:
             return []
         started = self.clock.wall()
+        self.live.begin(visit.line, visit.inspection_id, visit.plate)
         fuel = visit.vehicle.fuel
         device: SerialDevice | None = None
         try:
@@ -294,7 +295,7 @@ class EmissionProcedure(Procedure):
         for attempt in range(1, attempts + 1):
             again = f", again ({attempt}/{attempts})" if attempt > 1 else ""
             await guide.show(prompt, f"{lo:.0f}..{hi:.0f} rpm{again}")
-            readings = await self._one_phase(gas, band, settle + measure, settle, garbled)
+            readings = await self._one_phase(gas, name, band, settle + measure, settle, garbled)
             if readings is None:
                 why = {f"{name}_phase": "rpm_not_reached"}
             elif len(readings) < settle + measure:
@@ -312,8 +313,19 @@ class EmissionProcedure(Procedure):
             INVALID_PHASE, method="two_speed_idle", **why, **{f"{name}_attempts": attempts}
         )
 
+    def _show_reading(self, phase: str, band: tuple[float, float], r: GasReading) -> None:
+        self.live.publish(
+            "gas", phase=phase, rpm=r.rpm, co_pct=r.co_pct, hc_ppm=r.hc_ppm, band=list(band)
+        )
+
     async def _one_phase(
-        self, gas: Nha503, band: tuple[float, float], count: int, settle: int, garbled: int
+        self,
+        gas: Nha503,
+        phase: str,
+        band: tuple[float, float],
+        count: int,
+        settle: int,
+        garbled: int,
     ) -> list[GasReading] | None:
         """Readings from the first one inside the band, `count` of them, or fewer when
         a measured one falls outside it (no sense in waiting out a broken phase).
@@ -323,6 +335,7 @@ class EmissionProcedure(Procedure):
         deadline = t + BAND_ENTRY_TIMEOUT_S
         while True:
             r = await self._read(gas, garbled)
+            self._show_reading(phase, band, r)
             if lo <= r.rpm <= hi:
                 break
             if self.clock.now() > deadline:
@@ -333,6 +346,7 @@ class EmissionProcedure(Procedure):
         while len(readings) < count:
             await self.clock.sleep_until(t + len(readings) * READ_PERIOD_S)
             r = await self._read(gas, garbled)
+            self._show_reading(phase, band, r)
             readings.append(r)
             if len(readings) > settle and not lo <= r.rpm <= hi:
                 log.info(
@@ -449,6 +463,7 @@ class EmissionProcedure(Procedure):
             await self.clock.poll_sleep(SMOKE_POLL_S)
             live = await smoke.realtime()
             self._clean(smoke, garbled)
+            self.live.publish("smoke", rpm=live.rpm, k_per_m=live.k_per_m)
             if ok(live.rpm):
                 return True
         return False

@@ -89,6 +89,7 @@ class HeadlampProcedure(Procedure):
 
     async def run(self, visit: Visit, guide: Guide, recorder: Recorder) -> list[ItemResult]:
         started = self.clock.wall()
+        self.live.begin(visit.line, visit.inspection_id, visit.plate)
         lamps = [ITEM_LAMPS[c] for c in sorted(visit.items) if c in ITEM_LAMPS]
         readings: list[LampReading] = []
         failed: dict[str, ItemResult] = {}
@@ -168,6 +169,15 @@ class HeadlampProcedure(Procedure):
                 if e.code is HltError.BUSY:
                     await self.tester.reset()
                 continue
+            self.live.publish(
+                "lamp",
+                force=True,  # a few a vehicle: every one is shown
+                lamp=r.lamp,
+                beam=r.beam,
+                intensity_cd=r.intensity_cd,
+                h_mm=r.h_mm,
+                v_mm=r.v_mm,
+            )
             return LampReading(r.lamp, r.beam, r.intensity_cd, r.h_mm, r.v_mm, r.height_mm)
         assert error is not None
         raise LampNotMeasured(REASONS[error])
