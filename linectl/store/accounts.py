@@ -124,6 +124,15 @@ class AccountStore(StoreBase):
             row.password_hash = password_hash
             return _account(row)
 
+    def set_locale(self, name: str, locale: str | None) -> AccountRecord:
+        """The console's language for the account (None: the browser's)."""
+        with self._errors(), self._write() as s:
+            row = s.scalars(select(Account).where(Account.name == name)).first()
+            if row is None:
+                raise NotFound(f"no account {name}")
+            row.locale = locale
+            return _account(row)
+
     def disable_account(self, name: str, at: datetime) -> AccountRecord:
         """Disable an account, end its sessions and revoke its tokens; its history stays."""
         at = utc(at)

@@ -370,9 +370,11 @@ class InspectionStore(StoreBase):
         vin: str | None = None,
         verdict: InspectionVerdict | str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[InspectionSummary]:
         """The newest `limit` inspections, newest first. `plate` and `vin` match any
-        part (VIN case-insensitively); `since` is the earliest registration time."""
+        part (VIN case-insensitively); `since` is the earliest registration time,
+        `until` the first one too late."""
         q = select(Inspection).order_by(Inspection.created_at.desc(), Inspection.id.desc())
         if line is not None:
             q = q.where(Inspection.line == line)
@@ -386,6 +388,8 @@ class InspectionStore(StoreBase):
             q = q.where(Inspection.verdict == str(InspectionVerdict(verdict)))
         if since is not None:
             q = q.where(Inspection.created_at >= utc(since))
+        if until is not None:
+            q = q.where(Inspection.created_at < utc(until))
         with self._errors(), self._read() as s:
             rows = s.scalars(q.limit(limit)).all()
             latest: dict[str, list[tuple[str, int, str]]] = {r.id: [] for r in rows}

@@ -3,7 +3,7 @@
 `Store` is synchronous: each method opens a session, does its work in one
 transaction and returns plain records (linectl.store.records), never ORM
 objects. Its concerns live in their own modules (inspections, draws, proxy
-drivers, outbox, journal, accounts, on `StoreBase`); `Store` is all of them
+drivers, outbox, journal, accounts, the console's figures, on `StoreBase`); `Store` is all of them
 over one engine.
 
 `AsyncStore` offers every public method of `Store` as a coroutine, all run on
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from linectl.store.accounts import AccountStore
 from linectl.store.base import DuplicateRequest, NotFound, StoreError
+from linectl.store.console import ConsoleStore
 from linectl.store.draws import DrawStore
 from linectl.store.drivers import ProxyDriverStore
 from linectl.store.inspections import OUTBOX_RESULT, InspectionStore
@@ -39,7 +40,15 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Store(InspectionStore, DrawStore, ProxyDriverStore, OutboxStore, JournalStore, AccountStore):
+class Store(
+    InspectionStore,
+    DrawStore,
+    ProxyDriverStore,
+    OutboxStore,
+    JournalStore,
+    AccountStore,
+    ConsoleStore,
+):
     """The site's records in one database. Safe to share between threads; the
     daemon uses it through `AsyncStore`, from one worker thread."""
 
