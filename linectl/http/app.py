@@ -1,10 +1,11 @@
 """The console and JSON API as one ASGI app: `create_app(ops, auth)`.
 
 What the app holds (`app.state`): `ops` (linectl.ops.Operations, the only way
-to the site), `auth` (linectl.ops.auth.Authenticator), `upstream` (the MQTT
-Upstream or None, for /metrics), `settings`
-(`HttpSettings`), `templates` (Jinja2, from linectl/http/templates, with the
-i18n extension and null translations installed until catalogues exist) and
+to the site), `views` (linectl.ops.views.Views, what the console reads),
+`auth` (linectl.ops.auth.Authenticator), `upstream` (the MQTT Upstream or
+None, for /metrics), `settings` (`HttpSettings`), `templates`
+(linectl.http.lang.ConsoleTemplates: linectl/http/templates in each language
+of the catalogues), `board` (the board's hub, linectl.http.board) and
 `stopping` (set when the server shuts down: long streams end).
 
 Adding to it: a module with an `APIRouter`, its routes taking `api_actor` or
@@ -16,7 +17,8 @@ under /static from linectl/http/static.
 Errors are JSON `{"error": {"code", "message"}}` (plus `field` for a refused
 input) with the operation's status: 401 not signed in, 403 role or CSRF,
 404, 409, 413, 415, 422, 429; a console page without a session redirects to
-the sign-in page instead.
+the sign-in page instead, and a console form answers an HTML page
+(linectl.http.console).
 """
 
 from __future__ import annotations
@@ -28,21 +30,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.templating import Jinja2Templates
 
 from linectl import __version__
-from linectl.http import api, pages, sse
+from linectl.http import api, board, console, pages, sse
 from linectl.http.auth import HttpError, NotSignedIn
+from linectl.http.board import BoardHub
+from linectl.http.lang import ConsoleTemplates
 from linectl.metrics import metrics_response
 from linectl.ops.auth import Authenticator, TooManyAttempts
 from linectl.ops.errors import OpError
 from linectl.ops.operations import Operations
+from linectl.ops.views import Views
 from linectl.vehicle import InvalidField
 
 if TYPE_CHECKING:
@@ -53,7 +56,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
-ROUTERS = [api.router, sse.router, pages.router]
+ROUTERS = [api.router, sse.router, board.router, console.router, pages.router]
 
 
 @dataclass(frozen=True)
@@ -64,18 +67,6 @@ class HttpSettings:
 
 def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
-
-
-def make_templates() -> Jinja2Templates:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-        autoescape=jinja2.select_autoescape(),
-        extensions=["jinja2.ext.i18n"],
-    )
-    # Until the message catalogues exist: `_()` and {% trans %} give the source text.
-    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-    env.globals["version"] = __version__
-    return Jinja2Templates(env=env)
 
 
 def create_app(
@@ -95,7 +86,11 @@ def create_app(
     app.state.auth = auth
     app.state.upstream = upstream
     app.state.settings = settings or HttpSettings()
-    app.state.templates = make_templates()
+    app.state.templates = ConsoleTemplates(
+        str(TEMPLATES_DIR), ops.site.cfg.tz(), ops.site.clock.time_scale
+    )
+    app.state.views = Views(ops)
+    app.state.board = BoardHub(app.state.views, app.state.templates)
     app.state.stopping = asyncio.Event()
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

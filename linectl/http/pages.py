@@ -1,8 +1,9 @@
-"""The console's pages that are not the console yet: sign in, sign out, a first page.
+"""Drawing a console page, and signing in and out.
 
-`render()` is how every page is drawn: the template gets `request`, the
-signed-in `actor`, `csrf_token` (for forms and the `<meta>` read by scripts)
-and whatever the page adds. The sign-in form is protected by a double-submit
+`render()` is how every page is drawn, in the request's language
+(linectl.http.lang): the template gets `request`, the signed-in `actor`, what
+it may do (`can`), `csrf_token` (for forms and the `<meta>` read by scripts),
+`here` (the page's own path, to come back to) and whatever the page adds. The sign-in form is protected by a double-submit
 token (a SameSite=Strict cookie that a form posted from another site cannot
 send); after sign-in, forms carry the session's own CSRF token.
 """
@@ -27,6 +28,8 @@ from linectl.http.auth import (
     csrf_token,
     page_actor,
 )
+from linectl.http.lang import ConsoleTemplates, request_lang
+from linectl.i18n import N_, translator
 from linectl.ops.actor import Actor
 from linectl.ops.auth import LoginRefused, TooManyAttempts
 
@@ -34,13 +37,19 @@ router = APIRouter()
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    templates = request.app.state.templates
-    context.setdefault("actor", getattr(request.state, "actor", None))
+    from linectl.http.board import rights  # the board module renders with these too
+
+    templates: ConsoleTemplates = request.app.state.templates
+    actor = getattr(request.state, "actor", None)
+    context.setdefault("actor", actor)
+    context.setdefault("can", rights(actor) if actor is not None else {})
     context.setdefault("csrf_token", csrf_token(request))
-    response: HTMLResponse = templates.TemplateResponse(
-        request, template, context, status_code=status_code
-    )
-    return response
+    context.setdefault("page", "")
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    context.setdefault("here", here)
+    context["request"] = request
+    html = templates.render(request_lang(request), template, **context)
+    return HTMLResponse(html, status_code=status_code)
 
 
 def safe_next(target: str | None) -> str:
@@ -51,8 +60,15 @@ def safe_next(target: str | None) -> str:
 
 
 def _login_page(
-    request: Request, next_path: str, error: str | None = None, status_code: int = 200
+    request: Request,
+    next_path: str,
+    error: str | None = None,
+    status_code: int = 200,
+    **args: Any,
 ) -> Response:
+    """The sign-in form; `error` a msgid, translated and formatted with `args`."""
+    if error is not None:
+        error = translator(request_lang(request)).gettext(error) % args
     token = secrets.token_urlsafe(24)
     response = render(
         request,
@@ -78,17 +94,23 @@ async def login(request: Request) -> Response:
     given, expected = form.get(CSRF_FIELD), request.cookies.get(LOGIN_COOKIE)
     next_path = safe_next(str(form.get("next") or "/"))
     if not expected or not isinstance(given, str) or not secrets.compare_digest(given, expected):
-        return _login_page(request, next_path, "The sign-in form expired: try again.", 403)
+        return _login_page(request, next_path, N_("The sign-in form expired: try again."), 403)
     try:
         signed = await authenticator(request).login(
             str(form.get("name") or ""), str(form.get("password") or ""), client_address(request)
         )
     except TooManyAttempts as e:
-        response = _login_page(request, next_path, e.message, 429)
+        response = _login_page(
+            request,
+            next_path,
+            N_("Too many failed sign-ins: try again in %(s)s s."),
+            429,
+            s=int(e.retry_after_s) + 1,
+        )
         response.headers["Retry-After"] = str(int(e.retry_after_s) + 1)
         return response
     except LoginRefused:
-        return _login_page(request, next_path, "Wrong name or password.", 401)
+        return _login_page(request, next_path, N_("Wrong name or password."), 401)
     response = RedirectResponse(next_path, status_code=303)
     max_age = int((signed.session.max_expires_at - signed.session.created_at).total_seconds())
     response.set_cookie(SESSION_COOKIE, signed.secret, max_age=max_age, **cookie_options(request))
@@ -103,13 +125,6 @@ async def logout(request: Request, actor: Annotated[Actor, Depends(page_actor)])
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@router.get("/", name="home")
-async def home(request: Request, actor: Annotated[Actor, Depends(page_actor)]) -> Response:
-    """A first page until the board exists: the lines at a glance."""
-    lines = request.app.state.ops.lines(actor)
-    return render(request, "home.html", lines=lines)
 
 
 __all__ = ["HttpError", "render", "router", "safe_next"]

@@ -94,6 +94,9 @@ class HttpServer:
             await asyncio.shield(serving)
         finally:
             self.app.state.stopping.set()
+            board = getattr(self.app.state, "board", None)
+            if board is not None:
+                await board.aclose()
             server.should_exit = True
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(serving), GRACE_S + 3)

@@ -1,0 +1,267 @@
+/* The board: fragments and live values from /board/events (server-sent events).
+ * `frag` events replace an element by id with HTML the server rendered once for
+ * every browser of this language and role; `live` events carry a station's live
+ * values (brake forces, emission readings, lamp results), drawn here. When the
+ * stream drops, the board says how old its data is until it is back. */
+"use strict";
+(function () {
+  const SVG = "http://www.w3.org/2000/svg";
+  const board = document.getElementById("board");
+  if (!board) return;
+  const scale = parseFloat(board.dataset.scale || "1") || 1;
+  let siteMs = parseInt(board.dataset.now || "0", 10);
+  let syncedAt = performance.now();
+  let lastMessage = Date.now();
+  let connected = false;
+
+  function siteNow() { return siteMs + (performance.now() - syncedAt) * scale; }
+  function sync(ms) { if (ms) { siteMs = ms; syncedAt = performance.now(); } }
+  function pad(n) { return String(n).padStart(2, "0"); }
+  function fmt(text, args) { return text.replace(/%\((\w+)\)s/g, function (_, k) { return args[k]; }); }
+
+  // --- connection and clock -------------------------------------------------------------
+  const conn = document.getElementById("conn");
+  const clock = document.getElementById("clock");
+  function showConn() {
+    if (!conn) return;
+    const text = conn.querySelector(".conn-text");
+    if (connected) {
+      conn.dataset.state = "live";
+      conn.querySelector("b").textContent = "●";
+      text.textContent = board.dataset.tLive;
+    } else {
+      conn.dataset.state = "stale";
+      conn.querySelector("b").textContent = "⚠";
+      const at = new Date(lastMessage);
+      text.textContent = fmt(board.dataset.tStale, {
+        t: pad(at.getHours()) + ":" + pad(at.getMinutes()) + ":" + pad(at.getSeconds()),
+        age: Math.round((Date.now() - lastMessage) / 1000),
+      });
+    }
+    document.body.classList.toggle("stale", !connected);
+  }
+  function tick() {
+    const now = siteNow();
+    if (clock && connected) {
+      const d = new Date(now);
+      clock.textContent = pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+    }
+    document.querySelectorAll(".wait[data-since]").forEach(function (el) {
+      const s = Math.max(0, Math.floor((now - parseInt(el.dataset.since, 10)) / 1000));
+      el.textContent = Math.floor(s / 60) + ":" + pad(s % 60);
+    });
+    if (!connected) showConn();
+  }
+  setInterval(tick, 500);
+
+  // --- fragments ------------------------------------------------------------------------------
+  function swap(id, html) {
+    const old = document.getElementById(id);
+    if (!old) return;
+    const tpl = document.createElement("template");
+    tpl.innerHTML = html.trim();
+    const el = tpl.content.firstElementChild;
+    if (!el) return;
+    old.replaceWith(el);
+    if (window.linectl) window.linectl.fillCsrf(el);
+    if (el.classList.contains("st-info")) {
+      const live = el.parentElement && el.parentElement.querySelector(".live");
+      if (live && (el.dataset.state === "free" || live.dataset.inspection !== el.dataset.inspection)) {
+        if (el.dataset.state === "free" || !el.dataset.inspection) resetLive(live);
+      }
+    }
+  }
+
+  // --- live values ----------------------------------------------------------------------------
+  function resetLive(live) {
+    live.dataset.inspection = "";
+    live.dataset.view = "";
+    live.replaceChildren();
+    const none = document.createElement("span");
+    none.className = "none";
+    none.textContent = live.dataset.tNone || "–";
+    live.appendChild(none);
+    live._trace = null;
+    live._lamps = null;
+    live._rpm = null;
+  }
+  document.querySelectorAll(".live").forEach(function (el) {
+    el.dataset.tNone = el.textContent.trim();
+  });
+
+  function el(tag, attrs, text) {
+    const e = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
+    for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function niceTop(v) {
+    const mag = Math.pow(10, Math.floor(Math.log10(Math.max(v, 1))));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * mag >= v) return m * mag;
+    return 10 * mag;
+  }
+
+  function view(live, name, build) {
+    if (live.dataset.view !== name) {
+      live.replaceChildren();
+      live.dataset.view = name;
+      build(live);
+    }
+  }
+
+  const W = 300, H = 120, L = 34, R = 6, T = 8, B = 18;
+  function brake(live, d) {
+    if (d.start || !live._trace || live._trace.axle !== d.axle || live._trace.parking !== d.parking) {
+      live._trace = { axle: d.axle, parking: d.parking, t: [], l: [], r: [] };
+      live.dataset.view = "";
+    }
+    const tr = live._trace;
+    for (let i = 0; i < d.left_n.length; i++) {
+      tr.t.push(d.t0_s + i * d.dt_s); tr.l.push(d.left_n[i]); tr.r.push(d.right_n[i]);
+    }
+    view(live, "brake", function (root) {
+      const head = el("div", { class: "live-head" });
+      head.appendChild(el("span", { class: "what" }, fmt(live.dataset.tAxle, { n: d.axle }) + (d.parking ? " · " + live.dataset.tParking : "")));
+      head.appendChild(el("span", { class: "lv num" }));
+      root.appendChild(head);
+      const svg = el("svg:svg", { viewBox: "0 0 " + W + " " + H, class: "trace", role: "img" });
+      svg.appendChild(el("svg:rect", { x: L, y: T, width: W - L - R, height: H - T - B, class: "frame" }));
+      svg.appendChild(el("svg:g", { class: "grid" }));
+      svg.appendChild(el("svg:polyline", { class: "left" }));
+      svg.appendChild(el("svg:polyline", { class: "right" }));
+      root.appendChild(svg);
+      const key = el("div", { class: "key" });
+      key.appendChild(el("span", { class: "k-left" }, "━ " + live.dataset.tLeft));
+      key.appendChild(el("span", { class: "k-right" }, "┅ " + live.dataset.tRight));
+      root.appendChild(key);
+    });
+    const tMax = Math.max(8, tr.t.length ? tr.t[tr.t.length - 1] : 0);
+    const fMax = niceTop(Math.max(1000, Math.max.apply(null, tr.l.concat(tr.r, [0])) * 1.1));
+    const px = function (t) { return L + t / tMax * (W - L - R); };
+    const py = function (f) { return H - B - f / fMax * (H - T - B); };
+    const svg = live.querySelector("svg");
+    const grid = svg.querySelector(".grid");
+    grid.replaceChildren();
+    for (let i = 0; i <= 4; i++) {
+      const f = fMax * i / 4, y = py(f);
+      grid.appendChild(el("svg:line", { x1: L, x2: W - R, y1: y, y2: y }));
+      grid.appendChild(el("svg:text", { x: L - 3, y: y + 3, "text-anchor": "end" }, (f / 1000).toFixed(f % 1000 ? 1 : 0)));
+    }
+    for (let s = 0; s <= tMax; s += 2) grid.appendChild(el("svg:text", { x: px(s), y: H - 5, "text-anchor": "middle" }, s + " s"));
+    grid.appendChild(el("svg:text", { x: 2, y: T + 8, "text-anchor": "start" }, "kN"));
+    const pts = function (ys) { return ys.map(function (f, i) { return px(tr.t[i]).toFixed(1) + "," + py(f).toFixed(1); }).join(" "); };
+    svg.querySelector(".left").setAttribute("points", pts(tr.l));
+    svg.querySelector(".right").setAttribute("points", pts(tr.r));
+    const n = tr.l.length;
+    if (n) live.querySelector(".lv").textContent =
+      "L " + (tr.l[n - 1] / 1000).toFixed(2) + " · R " + (tr.r[n - 1] / 1000).toFixed(2) + " kN";
+  }
+
+  function metric(root, cls, label, unit) {
+    const m = el("div", { class: "metric " + cls });
+    m.appendChild(el("span", { class: "label" }, label));
+    m.appendChild(el("span", { class: "value num" }, "–"));
+    if (unit) m.appendChild(el("span", { class: "unit" }, unit));
+    root.appendChild(m);
+  }
+
+  function gas(live, d) {
+    view(live, "gas", function (root) {
+      const head = el("div", { class: "live-head" });
+      head.appendChild(el("span", { class: "what" }));
+      head.appendChild(el("span", { class: "band" }));
+      root.appendChild(head);
+      const row = el("div", { class: "metrics" });
+      metric(row, "rpm", "n", "r/min");
+      metric(row, "co", "CO", "%");
+      metric(row, "hc", "HC", "ppm");
+      root.appendChild(row);
+      root.appendChild(el("svg:svg", { viewBox: "0 0 " + W + " 46", class: "spark", role: "img" }));
+      live._rpm = [];
+    });
+    const phase = d.phase === "high_idle" ? live.dataset.tHighIdle : live.dataset.tIdle;
+    live.querySelector(".what").textContent = phase;
+    const inBand = d.band && d.rpm >= d.band[0] && d.rpm <= d.band[1];
+    const band = live.querySelector(".band");
+    band.textContent = (inBand ? "✓ " + live.dataset.tIn : "⚠ " + live.dataset.tOut) + " " + d.band[0] + "–" + d.band[1];
+    band.className = "band " + (inBand ? "in" : "out");
+    live.querySelector(".rpm .value").textContent = Math.round(d.rpm);
+    live.querySelector(".co .value").textContent = Number(d.co_pct).toFixed(2);
+    live.querySelector(".hc .value").textContent = Math.round(d.hc_ppm);
+    if (live._rpm.phase !== d.phase) { live._rpm = []; live._rpm.phase = d.phase; }
+    live._rpm.push(d.rpm);
+    if (live._rpm.length > 60) live._rpm.shift();
+    const svg = live.querySelector(".spark");
+    const top = Math.max(d.band[1] * 1.15, Math.max.apply(null, live._rpm));
+    const y = function (v) { return 44 - v / top * 42; };
+    svg.replaceChildren(
+      el("svg:rect", { x: 0, y: y(d.band[1]), width: W, height: y(d.band[0]) - y(d.band[1]), class: "bandfill" }),
+      el("svg:polyline", { class: "rpm", points: live._rpm.map(function (v, i) { return (i * W / 59).toFixed(1) + "," + y(v).toFixed(1); }).join(" ") })
+    );
+  }
+
+  function smoke(live, d) {
+    view(live, "smoke", function (root) {
+      const row = el("div", { class: "metrics" });
+      metric(row, "rpm", "n", "r/min");
+      metric(row, "k", "k", "m⁻¹");
+      root.appendChild(row);
+    });
+    live.querySelector(".rpm .value").textContent = Math.round(d.rpm);
+    live.querySelector(".k .value").textContent = Number(d.k_per_m).toFixed(2);
+  }
+
+  function lamp(live, d) {
+    view(live, "lamp", function (root) {
+      root.appendChild(el("table", { class: "grid lamps" }));
+      live._lamps = {};
+    });
+    live._lamps[d.lamp + " " + d.beam] = d;
+    const table = live.querySelector("table");
+    table.replaceChildren();
+    Object.keys(live._lamps).sort().forEach(function (k) {
+      const x = live._lamps[k];
+      const tr = el("tr");
+      tr.appendChild(el("td", { class: "code" }, x.lamp));
+      tr.appendChild(el("td", {}, x.beam === "H" ? live.dataset.tHigh : live.dataset.tLow));
+      tr.appendChild(el("td", { class: "num" }, x.beam === "H" ? Math.round(x.intensity_cd) + " cd" : ""));
+      tr.appendChild(el("td", { class: "num" }, "↔ " + x.h_mm + " ↕ " + x.v_mm + " mm"));
+      table.appendChild(tr);
+    });
+  }
+
+  const DRAW = { brake: brake, gas: gas, smoke: smoke, lamp: lamp };
+  function onLive(d) {
+    const live = document.getElementById("live-" + d.line + "-" + d.station);
+    if (!live || !DRAW[d.kind]) return;
+    if (live.dataset.inspection !== (d.inspection_id || "")) {
+      resetLive(live);
+      live.dataset.inspection = d.inspection_id || "";
+    }
+    DRAW[d.kind](live, d);
+  }
+
+  // --- the stream ------------------------------------------------------------------------
+  const es = new EventSource("/board/events");
+  es.onopen = function () { connected = true; lastMessage = Date.now(); showConn(); };
+  es.onerror = function () { connected = false; showConn(); };
+  es.addEventListener("frag", function (e) {
+    lastMessage = Date.now();
+    const d = JSON.parse(e.data);
+    sync(d.now);
+    swap(d.id, d.html);
+  });
+  es.addEventListener("live", function (e) {
+    lastMessage = Date.now();
+    const d = JSON.parse(e.data);
+    if (d.ts) sync(Date.parse(d.ts));
+    onLive(d);
+  });
+  es.addEventListener("reload", function () { es.close(); window.location.reload(); });
+  es.addEventListener("session_expired", function () {
+    es.close();
+    window.location.href = "/login?next=" + encodeURIComponent(window.location.pathname);
+  });
+  window.linectlBoard = { source: es };
+})();
