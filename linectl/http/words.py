@@ -28,7 +28,7 @@ STATION_STATES = {
 STATION_SYMBOLS = {"free": "○", "calling": "→", "testing": "●", "blocked": "⚠", "leaving": "←"}
 
 DRIVER_STATES = {
-    "idle": N_("Idle"),
+    "idle": N_("Available"),
     "driving": N_("Driving"),
     "walking_back": N_("Walking back"),
     "break": N_("On break"),
