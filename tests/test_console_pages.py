@@ -164,7 +164,9 @@ async def test_registration_form_names_every_bad_field(console: tuple[Any, Api])
         assert "check digit (position 9) is 0, should be X" in errors["vehicle.vin"]
         assert "Not a valid VIN" in errors["vehicle.vin"]
         assert "fuel is required" in errors["vehicle.fuel"]
-        assert "gross mass 1700 kg is below the curb mass 1800 kg" in errors["vehicle.gross_mass_kg"]
+        assert (
+            "gross mass 1700 kg is below the curb mass 1800 kg" in errors["vehicle.gross_mass_kg"]
+        )
         assert 'value="鲁G1234"' in r.text  # what was typed stays
         # The refusal is the operation's, journalled once, and nothing was created.
         assert await rig.store.list_inspections() == []

@@ -109,7 +109,8 @@ class BoardHub:
         self.views = views
         self.templates = templates
         self.site = views.site
-        self.judged: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        # Items judged at each station for the vehicle on it: (inspection, [(code, verdict)]).
+        self.judged: dict[tuple[str, str], tuple[str | None, list[tuple[str, str]]]] = {}
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self.today: dict[str, dict[str, int]] = {}
         self.renders = 0  # fragments rendered, for tests and the benchmark
@@ -208,12 +209,14 @@ class BoardHub:
                 ("st", line, s.procedure.id) for s in self._line(line).slots
             }
         if t == "station_started":
-            self.judged[(line, station)] = []
+            self.judged[(line, station)] = (ev.inspection_id, [])
             return {("st", line, station)}
         if t == "item_judged":
-            self.judged.setdefault((line, station), []).append(
-                (str(ev.data.get("code")), str(ev.data.get("verdict")))
-            )
+            owner, items = self.judged.get((line, station), (ev.inspection_id, []))
+            if owner != ev.inspection_id:
+                owner, items = ev.inspection_id, []
+            items.append((str(ev.data.get("code")), str(ev.data.get("verdict"))))
+            self.judged[(line, station)] = (owner, items)
             return {("st", line, station)}
         if t in ("prompt", "station_finished"):
             return {("st", line, station)}
@@ -227,6 +230,11 @@ class BoardHub:
 
     def _line(self, line_id: str) -> Any:
         return self.site.line(line_id)
+
+    def judged_at(self, line_id: str, st: dict[str, Any]) -> list[tuple[str, str]]:
+        """The items judged so far for the vehicle now on the station (none when free)."""
+        owner, items = self.judged.get((line_id, st["id"]), (None, []))
+        return items if owner is not None and owner == st["inspection_id"] else []
 
     def all_keys(self) -> set[Key]:
         keys: set[Key] = {("recent",)}
@@ -247,7 +255,7 @@ class BoardHub:
             return str(macro(lang, "_board.html", "line_head")(ln, self.today, can, ""))
         if key[0] == "st":
             st = next(s for s in ln["stations"] if s["id"] == key[2])
-            judged = self.judged.get((key[1], key[2]), [])
+            judged = self.judged_at(key[1], st)
             return str(macro(lang, "_board.html", "station")(key[1], st, judged, can, ""))
         return str(macro(lang, "_board.html", key[0])(ln, can, ""))
 
@@ -322,7 +330,7 @@ async def board(request: Request, actor: Annotated[Actor, Depends(page_actor)]) 
         lines=hub.views.board(actor),
         today=hub.today,
         recent=list(hub.recent),
-        judged=hub.judged,
+        judged=hub.judged_at,
         now=hub.site.clock.wall(),
     )
 

@@ -194,7 +194,8 @@
     if (live._rpm.length > 60) live._rpm.shift();
     const svg = live.querySelector(".spark");
     const top = Math.max(d.band[1] * 1.15, Math.max.apply(null, live._rpm));
-    const y = function (v) { return 44 - v / top * 42; };
+    const bottom = Math.min(d.band[0] * 0.8, Math.min.apply(null, live._rpm));
+    const y = function (v) { return 44 - (v - bottom) / (top - bottom) * 42; };
     svg.replaceChildren(
       el("svg:rect", { x: 0, y: y(d.band[1]), width: W, height: y(d.band[0]) - y(d.band[1]), class: "bandfill" }),
       el("svg:polyline", { class: "rpm", points: live._rpm.map(function (v, i) { return (i * W / 59).toFixed(1) + "," + y(v).toFixed(1); }).join(" ") })
