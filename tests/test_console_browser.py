@@ -130,6 +130,7 @@ async def test_register_by_form_watch_the_line_and_find_the_curves(
         }""",
         timeout=WITHIN_MS,
     )
+    await page.screenshot(path=str(SCREENSHOTS / "board-zh.png"))
     await expect(brake.locator(".judged")).to_contain_text("B1", timeout=WITHIN_MS)
     await expect(page.locator("#line-L1-st-headlamp")).to_contain_text(plate, timeout=WITHIN_MS)
     await expect(page.locator("#live-L1-headlamp table")).to_contain_text("cd", timeout=WITHIN_MS)
@@ -138,7 +139,6 @@ async def test_register_by_form_watch_the_line_and_find_the_curves(
     await expect(page.locator("#live-L1-emission .rpm .value")).to_have_text(
         re.compile(r"\d{3,4}"), timeout=WITHIN_MS
     )
-    await page.screenshot(path=str(SCREENSHOTS / "board-zh.png"))
     finished = page.locator(f"#recent tr[data-inspection='{inspection_id}']")
     await expect(finished).to_contain_text("合格", timeout=WITHIN_MS)
     await expect(finished.locator(".v")).to_have_attribute("data-verdict", "pass")

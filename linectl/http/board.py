@@ -180,7 +180,7 @@ class BoardHub:
         finished = False
         for ev in batch:
             if ev.type == "live":
-                self._fan_out_all(sse("live", {**ev.payload(), "line": ev.line}))
+                self._fan_out_all(sse("live", {**ev.payload(), "line": ev.line, "seq": ev.seq}))
                 continue
             dirty |= self._touched(ev)
             if ev.type in ("completed", "aborted"):
@@ -199,7 +199,8 @@ class BoardHub:
         if everything:
             dirty = self.all_keys()
         if dirty:
-            self._publish(dirty)
+            # Stamped with the batch's first event: how late a fragment is, at worst.
+            self._publish(dirty, batch[0].seq)
 
     def _touched(self, ev: Event) -> set[Key]:
         line, station = ev.line or "", str(ev.data.get("station") or "")
@@ -259,7 +260,7 @@ class BoardHub:
             return str(macro(lang, "_board.html", "station")(key[1], st, judged, can, ""))
         return str(macro(lang, "_board.html", key[0])(ln, can, ""))
 
-    def _publish(self, dirty: set[Key]) -> None:
+    def _publish(self, dirty: set[Key], seq: int = 0) -> None:
         variants = [v for v, cs in self._clients.items() if cs]
         if not variants:
             self._html.clear()  # nobody watching: the next browser gets a fresh render
@@ -275,7 +276,7 @@ class BoardHub:
                 if cache.get(fid) == html:
                     continue
                 cache[fid] = html
-                frame = sse("frag", {"id": fid, "html": html, "now": now})
+                frame = sse("frag", {"id": fid, "html": html, "now": now, "seq": seq})
                 for c in self._clients[v]:
                     c.put(frame)
 
@@ -319,11 +320,11 @@ def hub_of(request: Request) -> BoardHub:
 
 @router.get("/", name="home")
 async def board(request: Request, actor: Annotated[Actor, Depends(page_actor)]) -> Response:
-    from linectl.http.pages import render  # pages imports the routers' helpers
+    from linectl.http.pages import render_async  # pages imports the routers' helpers
 
     hub = hub_of(request)
     await hub.ready()
-    return render(
+    return await render_async(
         request,
         "board.html",
         page="board",

@@ -25,7 +25,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from linectl.http.auth import HttpError, checked_form, page_actor
-from linectl.http.pages import render, safe_next
+from linectl.http.pages import render, render_async, safe_next
 from linectl.http.regform import (
     CLASSES,
     FUELS,
@@ -109,7 +109,7 @@ async def inspections(
         )
     except Invalid as e:
         error = e
-    return render(
+    return await render_async(
         request,
         "inspections.html",
         422 if error else 200,
@@ -126,7 +126,7 @@ async def inspection(request: Request, actor: PageActor, inspection_id: str) -> 
         view = await views_of(request).inspection(actor, inspection_id)
     except OpError as e:
         return refused(request, e)
-    return render(
+    return await render_async(
         request,
         "inspection.html",
         page="inspections",

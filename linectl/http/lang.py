@@ -106,6 +106,15 @@ class ConsoleTemplates:
         env = self.envs.get(lang) or self.envs[DEFAULT_LANG]
         return env.get_template(template).render(**context)
 
+    def warm(self) -> None:
+        """Compile every template in every language now (a worker thread at start-up):
+        compiling the board's takes a tenth of a second, which the event loop of a
+        running line must not spend on a first request."""
+        for env in self.envs.values():
+            assert env.loader is not None
+            for name in env.loader.list_templates():
+                env.get_template(name)
+
     def macro(self, lang: str, template: str, name: str) -> Any:
         """A macro of a template (a board fragment), to call without a request."""
         env = self.envs.get(lang) or self.envs[DEFAULT_LANG]

@@ -10,6 +10,7 @@ send); after sign-in, forms carry the session's own CSRF token.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Annotated, Any
 
@@ -50,6 +51,15 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context["request"] = request
     html = templates.render(request_lang(request), template, **context)
     return HTMLResponse(html, status_code=status_code)
+
+
+async def render_async(
+    request: Request, template: str, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    """`render` in a worker thread: for pages with plots or long tables, so the event
+    loop of a running line never waits on a template. The context is read first, on
+    the loop; the thread only formats it."""
+    return await asyncio.to_thread(render, request, template, status_code, **context)
 
 
 def safe_next(target: str | None) -> str:
@@ -127,4 +137,4 @@ async def logout(request: Request, actor: Annotated[Actor, Depends(page_actor)])
     return response
 
 
-__all__ = ["HttpError", "render", "router", "safe_next"]
+__all__ = ["HttpError", "render", "render_async", "router", "safe_next"]

@@ -89,10 +89,16 @@ class HttpServer:
         self.config.load()  # TLS files are read here: a bad one fails the start
         server = _EmbeddedServer(self.config)
         serving = asyncio.create_task(server.serve(sockets=[self._sock]), name="http-serve")
+        templates = getattr(self.app.state, "templates", None)
+        if templates is not None:
+            # Off the event loop, while the first requests are already taken.
+            warming = asyncio.create_task(asyncio.to_thread(templates.warm), name="http-warm")
         log.info("console and API at %s", self.url)
         try:
             await asyncio.shield(serving)
         finally:
+            if templates is not None:
+                await asyncio.gather(warming, return_exceptions=True)
             self.app.state.stopping.set()
             board = getattr(self.app.state, "board", None)
             if board is not None:
