@@ -55,6 +55,16 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _share(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {s}")
+    return v
+
+
 def _positive_int(s: str) -> int:
     try:
         v = int(s)
@@ -137,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
         "file, no broker). Serves the console (prints its URL and a one-time operator\n"
         "login). Shows progress, then a table of every inspection.\n\n"
         "  linectl demo --vehicles 10 --time-scale 20   ten vehicles, then the table\n"
-        "  linectl demo --vehicles 0                     register by hand in the console",
+        "  linectl demo --vehicles 0                     register by hand in the console\n"
+        "  linectl demo --vehicles 20 --retest-rate 1    every failed vehicle comes back\n"
+        "                                                repaired (or not) for its retest",
     )
     d.add_argument(
         "--vehicles",
@@ -166,6 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_DEMO_HTTP,
         help=f"serve the console and API here (default {DEFAULT_DEMO_HTTP}, another free "
         "port if that one is taken; 'off' for none)",
+    )
+    d.add_argument(
+        "--retest-rate",
+        type=_share,
+        default=0.0,
+        metavar="R",
+        help="share (0..1) of the failed and incomplete vehicles that come back for a "
+        "retest after a simulated repair (default 0)",
+    )
+    d.add_argument(
+        "--repair-rate",
+        type=_share,
+        default=0.8,
+        metavar="P",
+        help="chance that the garage repairs each fault of a vehicle sent back (default 0.8)",
     )
     d.add_argument(
         "--stations",

@@ -280,6 +280,9 @@ class SiteConfig(_Model):
     emission: EmissionConfig = EmissionConfig()
     mqtt: MqttConfig | None = None
     http: HttpConfig = HttpConfig()
+    # A retest is refused (retest_expired) this many days after the first result;
+    # none: no limit. Fractions of a day are allowed.
+    retest_within_days: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _site_fits(self) -> SiteConfig:

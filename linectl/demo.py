@@ -11,6 +11,11 @@ count of protocol violations the simulator's referee saw (sim/referee.py:
 anything a real instrument would not have tolerated; it should be 0), and
 optionally the same as JSON.
 
+With `--retest-rate R` a share R of the vehicles that fail (or end
+incomplete) come back after a simulated repair for their retest
+(linectl.demo_retests), and the summary adds the first-time and
+after-retest pass rates.
+
 The demo serves the console and API like the daemon (`--http`, default
 127.0.0.1:8080, or any free port when that one is taken) and prints its URL
 and a one-time operator login: an account `operator` in the demo's database
@@ -39,6 +44,7 @@ from linectl.cli import DEFAULT_DEMO_HTTP, CliError
 from linectl.clock import Clock
 from linectl.config import HttpConfig, MqttConfig, SiteConfig, parse_listen, parse_site_config
 from linectl.daemon import http_server
+from linectl.demo_retests import Returns, pass_rates
 from linectl.http.server import HttpServer
 from linectl.items import sort_items
 from linectl.ops.accounts import AccountAdmin, new_password
@@ -175,8 +181,9 @@ class LagMeter:
 class Tally:
     expected: int | None
     registered: dict[str, SimVehicle] = field(default_factory=dict)  # inspection id -> vehicle
-    finished: list[str] = field(default_factory=list)
-    verdicts: dict[str, str] = field(default_factory=dict)
+    finished: list[str] = field(default_factory=list)  # first visits, in the order they ended
+    verdicts: dict[str, str] = field(default_factory=dict)  # the latest, retests included
+    firsts_done: asyncio.Event = field(default_factory=asyncio.Event)  # `expected` first visits
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -227,35 +234,62 @@ async def feed(
         tally.registered[reply["inspection_id"]] = sv
 
 
-async def progress(site: Site, tally: Tally, out: TextIO) -> None:
-    """One line per finished inspection, as the site reports them."""
+async def progress(site: Site, tally: Tally, out: TextIO, returns: Returns | None = None) -> None:
+    """One line per finished inspection, as the site reports them; a failed vehicle
+    may be sent back for a retest (`returns`), whose end has a line of its own."""
     with site.events.subscribe({"completed", "aborted"}) as sub:
         async for ev in sub:
             iid = ev.inspection_id or ""
-            tally.finished.append(iid)
             verdict = ev.data.get("verdict", "aborted")
             tally.verdicts[iid] = verdict
+            t = site.clock.now()
+            clock = f"[{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d}]"
+            if returns is not None and returns.is_retest(iid):
+                returns.finished(iid)
+                print(
+                    f"{clock} retest  {ev.line}  {iid}  {ev.data.get('plate', '')}  "
+                    f"{verdict:<10} revision {ev.data.get('revision', '-')}, "
+                    f"{returns.describe(iid)}",
+                    file=out,
+                    flush=True,
+                )
+                continue
+            tally.finished.append(iid)
             sv = tally.registered.get(iid)
             faults = ", ".join(sv.fault_labels()) if sv else ""
             of = f"/{tally.expected}" if tally.expected else ""
-            t = site.clock.now()
+            back = returns is not None and returns.consider(iid, verdict, sv)
             print(
-                f"[{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{int(t % 60):02d}] "
-                f"{len(tally.finished):>4}{of}  {ev.line}  {iid}  {ev.data.get('plate', '')}  "
-                f"{verdict:<10} {faults}",
+                f"{clock} {len(tally.finished):>4}{of}  {ev.line}  {iid}  "
+                f"{ev.data.get('plate', '')}  {verdict:<10} {faults}"
+                + ("  (sent back for repair)" if back else ""),
                 file=out,
                 flush=True,
             )
             if tally.expected is not None and len(tally.finished) >= tally.expected:
-                tally.done.set()
-                return
+                tally.firsts_done.set()
 
 
-async def summary(site: Site, tally: Tally, sim: SimSite | None = None) -> dict[str, Any]:
+async def until_done(tally: Tally, returns: Returns | None) -> None:
+    """Done once every first visit has ended and every vehicle sent back has had its
+    retest (or was refused one)."""
+    await tally.firsts_done.wait()
+    if returns is not None:
+        await returns.settled.wait()
+    tally.done.set()
+
+
+async def summary(
+    site: Site, tally: Tally, sim: SimSite | None = None, returns: Returns | None = None
+) -> dict[str, Any]:
     inspections = []
     for iid in tally.finished:
         rec = await site.store.inspection(iid)
-        sv = tally.registered.get(iid)
+        published = await site.store.published_results(iid)
+        first = published[0].document() if published else {}
+        sv = tally.registered.get(iid)  # after a retest: the vehicle that came back
+        back = returns.sent.get(iid) if returns is not None else None
+        built = back.built if back is not None else sv
         latest = rec.item_verdicts()
         expected = (
             sv.expected_items(str(rec.inspection_type), site.cfg.limits.beam_position) if sv else {}
@@ -271,21 +305,30 @@ async def summary(site: Site, tally: Tally, sim: SimSite | None = None) -> dict[
                 "plate": rec.plate,
                 "proxy_driver": rec.proxy_driver_id,
                 "verdict": rec.verdict or "aborted",
+                "first_verdict": first.get("verdict") or "aborted",
+                "revisions": len(published),
                 "items": {c: latest[c] for c in sort_items(latest)},
-                "expected_faults": sv.fault_labels() if sv else [],
+                "expected_faults": built.fault_labels() if built else [],
+                "repaired_faults": (
+                    [f.label() for f in back.repair.repaired] if back and back.repair else []
+                ),
                 "expected_items": expected,
                 "matches_expectation": matches,
             }
         )
-    return {
+    doc: dict[str, Any] = {
         "site": site.id,
         "time_scale": site.clock.time_scale,
         "simulated_s": round(site.clock.now(), 1),
         "inspections": inspections,
+        "pass_rates": pass_rates(inspections),
         "lines": [ln.report() for ln in site.lines],
         "protocol_violations": sim.referee.count if sim is not None else None,
         "protocol_violations_by_kind": sim.referee.by_kind() if sim is not None else {},
     }
+    if returns is not None:
+        doc["retests"] = returns.summary()
+    return doc
 
 
 def print_figure(doc: dict[str, Any], out: TextIO) -> None:
@@ -341,14 +384,21 @@ def print_table(doc: dict[str, Any], out: TextIO) -> None:
     head = ["inspection", "plate", "driver", *codes, "verdict", "simulated fault", ""]
     table = [head]
     for r in rows:
+        verdict = r["verdict"]
+        if r.get("revisions", 1) > 1:  # retested: the first result, then the latest
+            verdict = f"{r['first_verdict']} > {verdict}"
+        faults = ", ".join(
+            f + (" (repaired)" if f in r.get("repaired_faults", []) else "")
+            for f in r["expected_faults"]
+        )
         table.append(
             [
                 r["inspection_id"],
                 r["plate"],
                 r["proxy_driver"] or "-",
                 *[short.get(r["items"].get(c, ""), "-") for c in codes],
-                r["verdict"],
-                ", ".join(r["expected_faults"]) or "healthy",
+                verdict,
+                faults or "healthy",
                 "" if r["matches_expectation"] else "<- differs",
             ]
         )
@@ -368,6 +418,21 @@ def print_table(doc: dict[str, Any], out: TextIO) -> None:
         + f"; {doc['simulated_s'] / 60:.1f} simulated minutes",
         file=out,
     )
+    rates = doc.get("pass_rates")
+    if rates and rates["vehicles"]:
+        n = rates["vehicles"]
+        line = (
+            f"first-time pass rate {rates['first_time_pass']}/{n} = "
+            f"{100 * rates['first_time_pass_rate']:.0f} %"
+        )
+        if "retests" in doc:
+            line += (
+                f"; after retest {rates['after_retest_pass']}/{n} = "
+                f"{100 * rates['after_retest_pass_rate']:.0f} % ({rates['retested']} retested, "
+                f"{rates['passed_on_retest']} passed on retest; "
+                f"{doc['retests']['sent_back']} sent back)"
+            )
+        print(line, file=out)
     n = doc.get("protocol_violations")
     if n is not None:
         kinds = ", ".join(f"{k} {c}" for k, c in sorted(doc["protocol_violations_by_kind"].items()))
@@ -462,6 +527,17 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
     ops.on_accept.append(lambda reg: sim.world.learn(reg.vehicle))
     tally = Tally(args.vehicles or None)
     population = Population(seed=args.seed if args.seed is not None else 1)
+    returns: Returns | None = None
+    if getattr(args, "retest_rate", 0.0):
+        returns = Returns(
+            ops,
+            sim,
+            DEMO_ACTOR,
+            rate=args.retest_rate,
+            repair_rate=args.repair_rate,
+            seed=args.seed or 0,
+            on_back=tally.registered.__setitem__,
+        )
     upstream = attach_upstream(ops, sim, population, args.mqtt) if args.mqtt else None
     http: HttpServer | None = None
     print(
@@ -502,7 +578,8 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
                 tg.create_task(sim.run(), name="sim"),
                 tg.create_task(lag.run(), name="lag"),
                 tg.create_task(site.run(), name="site"),
-                tg.create_task(progress(site, tally, out), name="progress"),
+                tg.create_task(progress(site, tally, out, returns), name="progress"),
+                tg.create_task(until_done(tally, returns), name="until-done"),
             ]
             tracking = asyncio.Event()
             tasks.append(tg.create_task(track(site, sim, tally, tracking), name="track"))
@@ -528,7 +605,9 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
     except asyncio.CancelledError:
         pass
     finally:
-        doc = await summary(site, tally, sim)
+        if returns is not None:
+            await returns.aclose()
+        doc = await summary(site, tally, sim, returns)
         doc["loop_lag_max_clock_s"] = round(lag.worst_clock_s, 2)
         await store.aclose()
         await sim.aclose()

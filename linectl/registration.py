@@ -45,6 +45,8 @@ class Registration:
     vehicle: Vehicle
     items: list[str]
     items_given: bool
+    # A retest (linectl.ops.retest): the inspection it repeats items of.
+    retest_of: str | None = None
 
 
 def read_request_id(obj: Any) -> str | None:
@@ -89,20 +91,28 @@ def refuse_driver_choice(obj: dict[str, Any]) -> None:
                 )
 
 
-def parse_registration(obj: Any, *, require_request_id: bool = False) -> Registration:
-    if not isinstance(obj, dict):
-        raise InvalidField("invalid_shape", "(payload)", "a registration must be a JSON object")
-    refuse_driver_choice(obj)
+def check_request_id(obj: dict[str, Any], *, required: bool) -> str | None:
+    """The request's request_id; `InvalidField` when it is unusable (or missing and required)."""
     rid = obj.get("request_id")
     if rid is None:
-        if require_request_id:
+        if required:
             raise InvalidField("missing_field", "request_id", "request_id is required")
-    elif read_request_id(obj) is None:
+        return None
+    checked = read_request_id(obj)
+    if checked is None:
         raise InvalidField(
             "invalid_request_id",
             "request_id",
             f"request_id must be 1..{REQUEST_ID_MAX} printable characters without '/', '+' or '#'",
         )
+    return checked
+
+
+def parse_registration(obj: Any, *, require_request_id: bool = False) -> Registration:
+    if not isinstance(obj, dict):
+        raise InvalidField("invalid_shape", "(payload)", "a registration must be a JSON object")
+    refuse_driver_choice(obj)
+    rid = check_request_id(obj, required=require_request_id)
     itype = parse_inspection_type(obj.get("inspection_type"))
     if "vehicle" not in obj:
         raise InvalidField("missing_field", "vehicle", "vehicle is required")
@@ -118,6 +128,19 @@ def accepted_reply(request_id: str | None, inspection_id: str, line: str) -> dic
         "accepted": True,
         "inspection_id": inspection_id,
         "line": line,
+    }
+
+
+def retest_reply(
+    request_id: str, inspection_id: str, line: str, revision: int, items: list[str]
+) -> dict[str, Any]:
+    """mqtt.md: a registration's reply plus `retest_of` and `revision` (the revision its
+    result will carry); `items` (added) says what will be tested again."""
+    return {
+        **accepted_reply(request_id, inspection_id, line),
+        "retest_of": inspection_id,
+        "revision": revision,
+        "items": list(items),
     }
 
 

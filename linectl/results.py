@@ -2,8 +2,10 @@
 
 Reads the store only. Without an id: newest first, one line each. With an
 id: the vehicle, the proxy-driver draw, each item's latest verdict with its
-values, limits and reason, and every attempt. `--json` gives the result
-document of mqtt.md (with an id) or a list of summaries (without).
+values, limits and reason, the revisions (the first result, then one per
+retest: what it tested again and the verdict) and every attempt. `--json`
+gives the result document of mqtt.md with `revisions` added (with an id) or
+a list of summaries (without).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from linectl.cli import CliError
 from linectl.store.cli import EXIT_DB, open_store
 from linectl.store.db import safe_url
+from linectl.store.published import revision_history
 from linectl.store.records import (
     InspectionRecord,
     InspectionSummary,
@@ -40,10 +43,11 @@ def cli(args: argparse.Namespace) -> int:
                     f"no inspection {args.inspection_id} in database {safe_url(store.url)}",
                     EXIT_UNKNOWN,
                 ) from None
+            history = revision_history(record, store.published_results(record.id))
             if args.json:
-                print(_json(default_result_document(record)))
+                print(_json({**default_result_document(record), "revisions": history}))
             else:
-                print(format_inspection(record))
+                print(format_inspection(record, history))
         else:
             rows = store.list_inspections(limit=args.limit)
             if args.json:
@@ -119,7 +123,33 @@ def _pairs(d: dict[str, Any]) -> str:
     return "  ".join(f"{k}={v}" for k, v in d.items()) or "-"
 
 
-def format_inspection(rec: InspectionRecord) -> str:
+def format_history(history: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per revision: when, what that visit tested, and the verdicts."""
+    rows = []
+    for h in history:
+        if h["retest"]:
+            tested = "  ".join(f"{t['code']} {t['verdict']} (#{t['attempt']})" for t in h["tested"])
+            tested = tested or ", ".join(h["items_tested"])
+            visit = "retest"
+        else:
+            tested, visit = "all items", "first"
+        when = h["published_at"] or h["state"]
+        rows.append(
+            (
+                f"  {h['revision']}",
+                visit,
+                f"{when[:19].replace('T', ' ')}Z" if h["published_at"] else when,
+                h["verdict"] or "-",
+                h["proxy_driver"] or "-",
+                h["request_id"] or "-",
+                tested,
+            )
+        )
+    header = ("  REV", "VISIT", "PUBLISHED", "VERDICT", "DRIVER", "REQUEST", "TESTED")
+    return [_table(header, rows)]
+
+
+def format_inspection(rec: InspectionRecord, history: Sequence[dict[str, Any]] = ()) -> str:
     v = rec.vehicle
     verdict = "-" if rec.verdict is None else str(rec.verdict)
     parking = ",".join(str(a) for a in v.parking_axles) or "none"
@@ -166,6 +196,10 @@ def format_inspection(rec: InspectionRecord) -> str:
         lines.append(f"      limits  {_pairs(a.limits)}")
         if a.reason:
             lines.append(f"      reason  {a.reason}")
+
+    if history:
+        lines += ["", "Revisions (each published result; a retest tests its items again)"]
+        lines += format_history(history)
 
     lines += ["", "Attempts"]
     if rec.attempts:

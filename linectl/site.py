@@ -16,7 +16,8 @@ database instead of being lost. Delivered outbox rows older than
 `database.delivered_outbox_days` are pruned every few hours.
 
 On start, inspections the previous run left unfinished are dealt with:
-queued ones go back into their line's queue in their old order; one that was
+queued ones (first visits and retests, with a retest's own items) go back
+into their line's queue in their old order; one that was
 on a station when the daemon stopped is aborted (the vehicle's position is
 unknown), so its result says so instead of vanishing.
 """
@@ -34,7 +35,7 @@ from linectl.clock import Clock, utc_iso
 from linectl.config import SiteConfig
 from linectl.drivers.devices import DeviceSet
 from linectl.events import EventBus
-from linectl.registration import Registration, accepted_reply
+from linectl.registration import Registration, accepted_reply, retest_reply
 from linectl.scheduler.dispatch import choose_line
 from linectl.scheduler.line import LineRunner, Queued
 from linectl.scheduler.pool import Draw, DriverState, ProxyDriverPool, csprng_choice
@@ -44,6 +45,8 @@ from linectl.stations.limits import load_limits
 from linectl.stations.registry import build_procedure
 from linectl.store.health import StorageHealth
 from linectl.store.repo import AsyncStore, DuplicateRequest, Store, StoreError
+from linectl.store.retests import NotRetestable
+from linectl.vehicle import InvalidField
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +244,39 @@ class Site:
             return  # queued (so in its line's queue), on the line, or done
         line = self.line(rec.line)
         log.warning("inspection %s (%s) was kept but never queued: queued now", iid, rec.plate)
-        reg = Registration(rec.request_id, rec.inspection_type, rec.vehicle, list(rec.items), True)
+        # A retest kept this way is queued with its own items.
+        reg = Registration(
+            rec.request_id, rec.inspection_type, rec.vehicle, rec.visit_items(), True
+        )
         await self._queue(iid, line, reg)
+
+    async def admit_retest(self, reg: Registration, line: LineRunner) -> dict[str, Any]:
+        """Keep a validated retest and queue the vehicle again on `line`; the reply of
+        mqtt.md with `retest_of` and `revision`. A request_id answered before gets its
+        stored reply again; `InvalidField` (not_retestable) if the inspection is no
+        longer retestable. Kept and queued as `admit` does a registration."""
+        assert reg.retest_of is not None and reg.request_id is not None
+        rid, iid = reg.request_id, reg.retest_of
+        at = self.clock.wall()
+        try:
+            retest = await self.storage.commit(
+                f"retest {rid}",
+                lambda: self.store.create_retest(
+                    inspection_id=iid,
+                    request_id=rid,
+                    items=reg.items,
+                    line=line.id,
+                    at=at,
+                    reply_for=lambda rev: retest_reply(rid, iid, line.id, rev, reg.items),
+                ),
+            )
+        except DuplicateRequest as e:
+            await self.queue_if_left_out(e.reply)
+            return e.reply
+        except NotRetestable as e:
+            raise InvalidField("not_retestable", "retest_of", str(e)) from None
+        await self._queue(iid, line, reg)
+        return retest_reply(rid, iid, line.id, retest.revision, reg.items)
 
     async def _recover(self) -> None:
         for rec in await self.store.unfinished_inspections():
@@ -267,7 +301,7 @@ class Site:
                     rec.id,
                     rec.vehicle,
                     rec.inspection_type,
-                    list(rec.items),
+                    rec.visit_items(),  # a retest's own items
                     JourneyTimes(self.clock.now()),
                 )
             )

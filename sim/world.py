@@ -11,7 +11,9 @@ time, until DRIVE_OUT. Each station kind's part is a behaviour registered in
 
 Vehicles the world was given (`add`) carry their designed faults; a plate it
 has never heard of (registered from outside) gets a healthy vehicle, built to
-the registered description when the world saw it (`learn`).
+the registered description when the world saw it (`learn`). A vehicle called
+in again (a retest) is the one `add`ed last under its plate (repaired, see
+sim/repair.py), driven once its previous trip has left the line.
 
 Drivers do what the display says even when the instruments are not ready for
 it, as real ones do; what they see go wrong they tell the `referee`
@@ -181,7 +183,8 @@ class World:
         self.vehicles: dict[str, SimVehicle] = {}
         self.described: dict[str, Vehicle] = {}
         self.trips: dict[str, Trip] = {}
-        self._active: set[str] = set()
+        self._active: dict[str, asyncio.Task[None]] = {}  # plate -> its driver's trip
+        self._agents: dict[str, Agent] = {}  # plate -> the driver on the way with it
         self._tasks: set[asyncio.Task[None]] = set()
 
     def add(self, sv: SimVehicle) -> None:
@@ -213,25 +216,41 @@ class World:
         while True:
             blk = await line.io.wait_prompt(0, seq)
             seq = blk.seq
-            if blk.code == Prompt.DRIVE_IN and blk.plate and blk.plate not in self._active:
+            if blk.code == Prompt.DRIVE_IN and blk.plate:
                 self._start(line, blk.plate)
 
     def _start(self, line: SimLine, plate: str) -> None:
-        agent = Agent(self, line, self.vehicle(plate), random.Random(self.rng.random()))
-        self.trips[plate] = agent.trip
-        self._active.add(plate)
+        """A driver for the vehicle called in. Called again while still on its way out
+        (a retest registered as its result came out), it comes round once it has left;
+        a DRIVE_IN shown again while it is still being called in (a display write
+        that was retried) is the same call."""
+        before = self._active.get(plate)
+        if before is not None:
+            current = self._agents.get(plate)
+            if current is None or not current.trip.stations_done:
+                return
+            del self._agents[plate]  # until the next trip sets off, a DRIVE_IN is its call
 
         async def go() -> None:
             try:
+                if before is not None:
+                    await asyncio.wait([before])
+                # Taken when it sets off: a retest comes back repaired (see `add`).
+                agent = Agent(self, line, self.vehicle(plate), random.Random(self.rng.random()))
+                self.trips[plate] = agent.trip
+                self._agents[plate] = agent
                 await agent.run()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("world: the driver of %s gave up", plate)
             finally:
-                self._active.discard(plate)
+                if self._active.get(plate) is task:
+                    del self._active[plate]
+                    self._agents.pop(plate, None)
 
         task = asyncio.create_task(go(), name=f"agent-{plate}")
+        self._active[plate] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -1,14 +1,15 @@
 """The site's operations: what anyone may ask of a running site, checked and journalled once.
 
-Registration, abort, proxy-driver duty and pause/resume of a line are done
-here and only here, whoever asks and however: the MQTT intake, the HTTP API
-and console, the command line and the demo all call `Operations` with an
-`Actor`. Each operation checks the actor's right (linectl.ops.actor), takes
-its input through the one validation there is (linectl.registration for
-registrations), acts on the site, and writes what it did, or why it did not,
-to the journal. The reads the console and API need (lines, inspections, the
-event stream, the journal) are here too, so a role check never lives in a
-transport.
+Registration, retest (a registration with `retest_of`), abort, proxy-driver
+duty and pause/resume of a line are done here and only here, whoever asks
+and however: the MQTT intake, the HTTP API and console, the command line and
+the demo all call `Operations` with an `Actor`. Each operation checks the
+actor's right (linectl.ops.actor), takes its input through the one
+validation there is (linectl.registration for registrations,
+linectl.ops.retest for retests), acts on the site, and writes what it did,
+or why it did not, to the journal. The reads the console and API need
+(lines, inspections, the event stream, the journal, a retest's defaults)
+are here too, so a role check never lives in a transport.
 
 Journal times are the site clock's (`clock.wall()`), like the inspection
 records they sit beside; at time scale 1 that is the wall clock.
@@ -29,6 +30,14 @@ from linectl.i18n import LOCALES
 from linectl.items import InspectionVerdict
 from linectl.ops.actor import Action, Actor
 from linectl.ops.errors import Conflict, Forbidden, Invalid, Unknown
+from linectl.ops.retest import (
+    first_result_at,
+    is_retest,
+    parse_retest,
+    plan_retest,
+    retest_deadline,
+    retest_defaults,
+)
 from linectl.registration import (
     Registration,
     decode_registration,
@@ -40,6 +49,7 @@ from linectl.scheduler.line import LineRunner, NotAbortable
 from linectl.scheduler.pool import DriverState
 from linectl.site import Site
 from linectl.store.base import NotFound
+from linectl.store.published import revision_history
 from linectl.store.records import InspectionState, default_result_document
 from linectl.vehicle import InvalidField
 
@@ -160,7 +170,8 @@ class Operations:
         return at
 
     async def inspection(self, actor: Actor, inspection_id: str) -> dict[str, Any]:
-        """The result document of mqtt.md (latest revision) plus state and every attempt."""
+        """The result document of mqtt.md (latest revision) plus state, every attempt and
+        the revision history (`revisions`, linectl.store.published)."""
         self.allow(actor, Action.READ)
         try:
             rec = await self.store.inspection(inspection_id)
@@ -171,6 +182,7 @@ class Operations:
         doc["created_at"] = utc_iso(rec.created_at)
         doc["abort_reason"] = rec.abort_reason
         doc["attempts"] = [a.to_json() for a in rec.attempts]
+        doc["revisions"] = revision_history(rec, await self.store.published_results(rec.id))
         return doc
 
     async def report(
@@ -224,7 +236,10 @@ class Operations:
         Never raises for what the request holds: a refusal is a reply naming the
         field. A request_id seen before gets the stored reply again and creates
         nothing, also across restarts. A request without a usable request_id is
-        refused with `request_id` named, and that refusal is not kept."""
+        refused with `request_id` named, and that refusal is not kept. A request
+        with `retest_of` is a retest (linectl.ops.retest), journalled as such."""
+        if is_retest(request):
+            return await self._retest(actor, request)
         rid = read_request_id(request)
         await self._check(actor, Action.REGISTER, None if rid is None else f"request:{rid}")
         async with self._register_lock:
@@ -258,8 +273,15 @@ class Operations:
         )
         return reply
 
-    async def _refuse(self, actor: Actor, rid: str | None, error: InvalidField) -> dict[str, Any]:
-        log.info("registration %s refused: %s", rid or "(no request_id)", error)
+    async def _refuse(
+        self,
+        actor: Actor,
+        rid: str | None,
+        error: InvalidField,
+        action: str = "register",
+        **changes: Any,
+    ) -> dict[str, Any]:
+        log.info("%s %s refused: %s", action, rid or "(no request_id)", error)
         reply = refused_reply(rid, error)
         if rid is None:
             return reply  # nobody to answer and nothing kept
@@ -267,12 +289,76 @@ class Operations:
         stored = await self.store.refuse_registration(rid, reply, self.clock.wall())
         await self.record(
             actor,
-            "register",
+            action,
             outcome="refused",
             target=f"request:{rid}",
-            changes={"request_id": rid, "error": error.as_error()},
+            changes={"request_id": rid, **changes, "error": error.as_error()},
         )
         return stored
+
+    # --- retest -------------------------------------------------------------------
+
+    async def _retest(self, actor: Actor, request: dict[str, Any]) -> dict[str, Any]:
+        """A registration with `retest_of`: the same inspection again for some of its
+        items, queued like any; the reply adds `retest_of`, `revision` and `items`."""
+        rid = read_request_id(request)
+        await self._check(actor, Action.RETEST, None if rid is None else f"request:{rid}")
+        async with self._register_lock:
+            if rid is not None:
+                known = await self.store.registration_reply(rid)
+                if known is not None:
+                    await self.site.queue_if_left_out(known)  # as for a registration
+                    return known
+            try:
+                plan = await plan_retest(
+                    self.store,
+                    parse_retest(request),
+                    site_id=self.site.id,
+                    now=self.clock.wall(),
+                    within_days=self.site.cfg.retest_within_days,
+                )
+                assert rid is not None  # parse_retest requires one
+                reg = plan.registration(rid)
+                line = self.site.line_for(reg)
+                for listener in self.on_accept:
+                    listener(reg)
+                reply = await self.site.admit_retest(reg, line)
+            except InvalidField as e:
+                retest_of = request.get("retest_of")
+                shown = retest_of if isinstance(retest_of, str) else None
+                return await self._refuse(actor, rid, e, "retest", retest_of=shown)
+        await self.record(
+            actor,
+            "retest",
+            target=f"inspection:{reg.retest_of}",
+            changes={
+                "request_id": rid,
+                "line": reply.get("line"),
+                "revision": reply.get("revision"),
+                "plate": reg.vehicle.plate,
+                "vin": reg.vehicle.vin,
+                "items": reg.items,
+                "items_given": reg.items_given,
+            },
+        )
+        return reply
+
+    async def retest_defaults(self, actor: Actor, inspection_id: str) -> dict[str, Any]:
+        """For a console's retest button: whether the inspection may be retested now
+        (and the refusal if not), the items a retest repeats by default, every item
+        that may be named, the revision it would publish, and whether `actor` may ask."""
+        self.allow(actor, Action.READ)
+        try:
+            rec = await self.store.inspection(inspection_id)
+        except NotFound:
+            raise Unknown(f"no inspection {inspection_id}") from None
+        within = self.site.cfg.retest_within_days
+        deadline = None
+        if within is not None:
+            deadline = retest_deadline(await first_result_at(self.store, rec), within)
+        doc = retest_defaults(rec, site_id=self.site.id, now=self.clock.wall(), deadline=deadline)
+        doc["may_retest"] = actor.may(Action.RETEST)
+        return doc
 
     # --- abort --------------------------------------------------------------------
 

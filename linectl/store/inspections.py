@@ -1,7 +1,10 @@
 """Inspections: registration, lifecycle, attempts, completion with the result's outbox row, reading.
 
 Writes that must never be half-done are single transactions: an inspection
-and its registration reply; a result's verdict, revision and its outbox row.
+and its registration reply; a result's verdict, revision, its outbox row and
+its published copy (linectl.store.published). A retest (linectl.store.retests)
+is a later visit of the same inspection: its attempts number on from the
+earlier ones, and its completion is the next revision.
 """
 
 from __future__ import annotations
@@ -32,7 +35,15 @@ from linectl.store.base import (
 )
 from linectl.store.blobs import pack_arrays, unpack_arrays
 from linectl.store.draws import draw_record
-from linectl.store.models import Attempt, Draw, Inspection, Outbox, Registration
+from linectl.store.models import (
+    Attempt,
+    Draw,
+    Inspection,
+    Outbox,
+    PublishedResult,
+    Registration,
+    Retest,
+)
 from linectl.store.records import (
     UNFINISHED_STATES,
     AttemptRecord,
@@ -41,6 +52,7 @@ from linectl.store.records import (
     InspectionSummary,
     default_result_document,
 )
+from linectl.store.retests import retest_record
 from linectl.vehicle import Fuel, InspectionType, Vehicle
 
 OUTBOX_RESULT = "result"
@@ -286,14 +298,24 @@ class InspectionStore(StoreBase):
             row.finished_at = at
             s.flush()
             record = self._inspection_record(s, row)
+            payload = dumps(build(record))
             s.add(
                 Outbox(
                     kind=OUTBOX_RESULT,
                     inspection_id=inspection_id,
                     revision=row.revision,
-                    payload=dumps(build(record)),
+                    payload=payload,
                     created_at=at,
                     attempts=0,
+                )
+            )
+            # The publisher sends the outbox text as UTF-8: these are the bytes that go out.
+            s.add(
+                PublishedResult(
+                    inspection_id=inspection_id,
+                    revision=row.revision,
+                    at=at,
+                    payload=payload.encode("utf-8"),
                 )
             )
             return record
@@ -314,8 +336,16 @@ class InspectionStore(StoreBase):
                 )
             ).all()
         )
+        retests = s.scalars(
+            select(Retest).where(Retest.inspection_id == row.id).order_by(Retest.revision)
+        ).all()
+        # The current visit's draw: one made after the latest retest was registered.
+        floor = max((r.after_draw_seq for r in retests), default=0)
         draw = s.scalars(
-            select(Draw).where(Draw.inspection_id == row.id).order_by(Draw.seq.desc()).limit(1)
+            select(Draw)
+            .where(Draw.inspection_id == row.id, Draw.seq > floor)
+            .order_by(Draw.seq.desc())
+            .limit(1)
         ).first()
         return InspectionRecord(
             id=row.id,
@@ -354,6 +384,7 @@ class InspectionStore(StoreBase):
                 for a in attempts
             ],
             draw=None if draw is None else draw_record(draw),
+            retests=[retest_record(r) for r in retests],
         )
 
     def inspection(self, inspection_id: str) -> InspectionRecord:

@@ -142,6 +142,40 @@ class Attempt(Base):
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
+class Retest(Base):
+    """A retest of an inspection (a later visit of the same vehicle): the request that
+    asked for it, the items it repeats and the revision its result carries."""
+
+    __tablename__ = "retests"
+    __table_args__ = (
+        UniqueConstraint("inspection_id", "revision"),
+        CheckConstraint("revision >= 2", name="revision"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    inspection_id: Mapped[str] = mapped_column(ForeignKey("inspections.id"))
+    revision: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(String(128), unique=True)
+    items: Mapped[list[str]]
+    line: Mapped[str | None] = mapped_column(String(64))
+    registered_at: Mapped[datetime]
+    # The draw chain's last seq when the retest was registered: this visit's proxy
+    # driver is the inspection's latest draw after it, never an earlier visit's.
+    after_draw_seq: Mapped[int] = mapped_column(Integer)
+
+
+class PublishedResult(Base):
+    """Every revision of every result, the payload exactly as published (UTF-8 JSON).
+    Kept for good: outbox rows go once delivered, these stay for the report and its
+    verification code."""
+
+    __tablename__ = "published_results"
+    inspection_id: Mapped[str] = mapped_column(ForeignKey("inspections.id"), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class ProxyDriver(Base):
     """A person who drives vehicles through a line; ids are unique per site."""
 

@@ -147,8 +147,22 @@ class ChainReport:
 
 
 @dataclass(frozen=True)
+class RetestRecord:
+    """A retest: a later visit of an inspected vehicle, for `items`, whose result
+    carries `revision`."""
+
+    inspection_id: str
+    revision: int
+    request_id: str
+    items: list[str]
+    line: str | None
+    registered_at: datetime
+
+
+@dataclass(frozen=True)
 class InspectionRecord:
-    """One inspection with all its attempts (oldest first) and its latest draw."""
+    """One inspection with all its attempts (oldest first), its retests (oldest first)
+    and the draw of its current visit (the latest retest's, once one is registered)."""
 
     id: str
     request_id: str | None
@@ -167,6 +181,7 @@ class InspectionRecord:
     abort_reason: str | None
     attempts: list[AttemptRecord] = field(default_factory=list)
     draw: DrawRecord | None = None
+    retests: list[RetestRecord] = field(default_factory=list)
 
     @property
     def plate(self) -> str:
@@ -195,6 +210,19 @@ class InspectionRecord:
 
     def attempt_numbers(self, code: str) -> list[int]:
         return sorted(a.attempt_no for a in self.attempts if a.item_code == code)
+
+    def retest_for(self, revision: int) -> RetestRecord | None:
+        """The retest whose result carries `revision` (None for the first visit)."""
+        return next((r for r in self.retests if r.revision == revision), None)
+
+    def pending_retest(self) -> RetestRecord | None:
+        """The retest registered and not finished yet: its result is the next revision."""
+        return self.retest_for(self.revision + 1)
+
+    def visit_items(self) -> list[str]:
+        """The items of the visit under way (or the last one): a retest's own items."""
+        visit = self.pending_retest() or self.retest_for(self.revision)
+        return list(visit.items) if visit is not None else list(self.items)
 
 
 @dataclass(frozen=True)
@@ -324,10 +352,12 @@ def default_result_document(record: InspectionRecord) -> dict[str, Any]:
     elif record.proxy_driver_id is not None:
         proxy_driver = {"id": record.proxy_driver_id, "assigned_at": None, "candidates": []}
 
+    retest = record.retest_for(record.revision)
     doc = {
         "schema": RESULT_SCHEMA,
         "inspection_id": record.id,
-        "request_id": record.request_id,
+        # A retest's result answers the retest's request.
+        "request_id": record.request_id if retest is None else retest.request_id,
         "revision": record.revision,
         "site": record.site,
         "line": record.line,
@@ -339,6 +369,10 @@ def default_result_document(record: InspectionRecord) -> dict[str, Any]:
         "verdict": None if record.verdict is None else str(record.verdict),
         "items": items,
     }
+    if retest is not None:
+        # Added to mqtt.md's fields: what this visit tested again (the other items
+        # keep their earlier attempts).
+        doc["retested_items"] = list(retest.items)
     if record.state is InspectionState.ABORTED:
         # Added to mqtt.md's fields: why the vehicle left the line unfinished.
         doc["aborted"] = record.abort_reason or "aborted"

@@ -2,9 +2,9 @@
 
 `Store` is synchronous: each method opens a session, does its work in one
 transaction and returns plain records (linectl.store.records), never ORM
-objects. Its concerns live in their own modules (inspections, draws, proxy
-drivers, outbox, journal, accounts, the console's figures, on `StoreBase`); `Store` is all of them
-over one engine.
+objects. Its concerns live in their own modules (inspections, retests,
+published results, draws, proxy drivers, outbox, journal, accounts, the
+console's figures, on `StoreBase`); `Store` is all of them over one engine.
 
 `AsyncStore` offers every public method of `Store` as a coroutine, all run on
 one dedicated worker thread, so the event loop never waits on the database
@@ -27,6 +27,8 @@ from linectl.store.drivers import ProxyDriverStore
 from linectl.store.inspections import OUTBOX_RESULT, InspectionStore
 from linectl.store.journal import JournalStore
 from linectl.store.outbox import OutboxStore
+from linectl.store.published import PublishedResultStore
+from linectl.store.retests import RetestStore
 
 __all__ = [
     "OUTBOX_RESULT",
@@ -42,6 +44,8 @@ T = TypeVar("T")
 
 class Store(
     InspectionStore,
+    RetestStore,
+    PublishedResultStore,
     DrawStore,
     ProxyDriverStore,
     OutboxStore,
