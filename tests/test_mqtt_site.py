@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from linectl.upstream.intake import decode
 from linectl.upstream.topics import MAX_REGISTRATION_BYTES, Topics
 from linectl.vehicle import vin_check_digit
 from sim.site import SimSite
+from sim.vehicles import SimVehicle
 
 SITE = "zc01"
 TIME_SCALE = 200.0
@@ -129,13 +130,25 @@ class Running:
 
 @asynccontextmanager
 async def running_site(
-    tmp_path: Path, url: str, *, lines: int = 1, time_scale: float = TIME_SCALE
+    tmp_path: Path,
+    url: str,
+    *,
+    lines: int = 1,
+    time_scale: float = TIME_SCALE,
+    vehicles: Sequence[SimVehicle] = (),
+    **config: Any,
 ) -> AsyncIterator[Running]:
-    """Simulated instruments, the site and its Upstream, all running until the block ends."""
+    """Simulated instruments, the site and its Upstream, all running until the block ends.
+    The simulated world knows `vehicles` (with their faults) from the start; `config`
+    adds top-level keys to the site config. The database is tmp_path's, across runs."""
     clock = Clock(time_scale)
     db_url = f"sqlite:///{tmp_path / 'site.db'}"
     cfg = site_config(lines, db_url)
+    if config:
+        cfg = cfg.model_copy(update=config)
     sim = SimSite(cfg, clock, seed=3)
+    for sv in vehicles:
+        sim.world.add(sv)
     await sim.start()
     store = await open_store(db_url)
     site = Site(sim.live_config(), clock, store)

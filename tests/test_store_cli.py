@@ -247,8 +247,13 @@ def test_results_json(
     code, out, _ = run(capsys, "results", a, "--json", "--db", db_url)
     assert code == 0
     doc = json.loads(out)
+    [revision] = doc.pop("revisions")  # the history: one result published
     assert doc == default_result_document(store.inspection(a))
     assert doc == json.loads(store.outbox(a)[0].payload)  # what was published
+    [published] = store.published_results(a)
+    assert published.payload == store.outbox(a)[0].payload.encode("utf-8")
+    assert revision["revision"] == 1 and revision["verdict"] == doc["verdict"] == "fail"
+    assert revision["sha256"] == published.sha256() and not revision["retest"]
     assert doc["schema"] == "linectl.result/1" and doc["proxy_driver"]["id"] == "D3"
 
     code, out, _ = run(capsys, "results", "--json", "--db", db_url)
