@@ -31,7 +31,7 @@ from sim.vehicles import SimVehicle
 
 log = logging.getLogger(__name__)
 
-REPAIR_DELAY_S = (600.0, 1800.0)  # clock seconds at the garage: 10 to 30 minutes
+REPAIR_DELAY_S = (300.0, 900.0)  # clock seconds at the garage: 5 to 15 minutes
 SENT_BACK = ("fail", "incomplete", "aborted")
 
 

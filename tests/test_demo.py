@@ -62,6 +62,48 @@ def test_demo_runs_whole_inspections_and_writes_its_summary(tmp_path: Path) -> N
     assert attempts >= sum(len(r["items"]) for r in doc["inspections"])
 
 
+def test_demo_sends_every_failed_vehicle_back_for_its_retest(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    summary = tmp_path / "summary.json"
+    # Seed 2: two of the first four vehicles have a brake fault.
+    p = subprocess.run(
+        [
+            sys.executable, "-m", "linectl", "demo", "--vehicles", "4", "--stations", "brake",
+            "--time-scale", "100", "--seed", "2", "--retest-rate", "1", "--repair-rate", "1",
+            "--http", "off", "--db", f"sqlite:///{db}", "--summary-json", str(summary),
+        ],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "Traceback" not in p.stderr
+    doc = json.loads(summary.read_text(encoding="utf-8"))
+    rows = doc["inspections"]
+    assert len(rows) == 4
+    failed = [r for r in rows if r["first_verdict"] != "pass"]
+    assert len(failed) >= 2  # the two faulty ones at least
+    for r in rows:
+        # Every vehicle that did not pass came back once; the others did not.
+        assert r["revisions"] == (2 if r in failed else 1), r
+    for r in failed:
+        if r["expected_faults"]:
+            assert r["repaired_faults"] == r["expected_faults"]  # --repair-rate 1
+    rates = doc["pass_rates"]
+    assert rates["vehicles"] == 4 and rates["retested"] == len(failed)
+    assert rates["first_time_pass"] == 4 - len(failed)
+    assert rates["after_retest_pass"] == rates["first_time_pass"] + rates["passed_on_retest"]
+    assert doc["retests"]["sent_back"] == doc["retests"]["retested"] == len(failed)
+    out = p.stdout
+    assert out.count(" retest  L1 ") == len(failed)  # one progress line per retest
+    assert f"first-time pass rate {4 - len(failed)}/4" in out
+    assert f"after retest {rates['after_retest_pass']}/4" in out
+    with sqlite3.connect(db) as c:
+        published = c.execute("SELECT COUNT(*) FROM published_results").fetchone()[0]
+        draws = c.execute("SELECT COUNT(*) FROM draws").fetchone()[0]
+        retests = c.execute("SELECT COUNT(*) FROM journal WHERE action = 'retest'").fetchone()[0]
+    assert published == draws == 4 + len(failed)
+    assert retests == len(failed)
+
+
 def test_demo_refuses_an_unknown_station_kind() -> None:
     p = subprocess.run(
         [sys.executable, "-m", "linectl", "demo", "--stations", "brake,wash"],
