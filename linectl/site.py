@@ -16,10 +16,10 @@ database instead of being lost. Delivered outbox rows older than
 `database.delivered_outbox_days` are pruned every few hours.
 
 On start, inspections the previous run left unfinished are dealt with:
-queued ones (first visits and retests, with a retest's own items) go back
-into their line's queue in their old order; one that was
-on a station when the daemon stopped is aborted (the vehicle's position is
-unknown), so its result says so instead of vanishing.
+queued ones (first visits, and retests with their own items) go back into
+their line's queue in their old order; one that was on a station when the
+daemon stopped is aborted (the vehicle's position is unknown), so its result
+says so instead of vanishing.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from alembic import command
 from sqlalchemy import create_engine, text
 from store_fixtures import T0, at, brake_result, make_vehicle
 
+from linectl.cli import main
 from linectl.items import Verdict, not_judged
 from linectl.ops.retest import RetestRequest, check_retest, default_items
 from linectl.store import db
@@ -112,6 +113,38 @@ def test_a_retest_is_the_next_revision_of_the_same_inspection(store: Store) -> N
         "BT": ("pass", 1),
         "H1": ("not_judged", 2),
     }
+
+
+def test_results_shows_the_revisions(
+    db_url: str, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    iid = failed_inspection(store)
+    retest_of(store, iid, "r-2", ["B2"], 20)
+    store.record_draw(line="L1", inspection_id=iid, candidates=["D1", "D3"], chosen="D1", at=at(22))
+    attempt(store, iid, "B2", Verdict.PASS, 24)
+    store.complete_inspection(iid, at=at(26))
+    retest_of(store, iid, "r-3", ["H1"], 30)  # queued, not yet done
+
+    assert main(["results", iid, "--db", db_url]) == 0
+    out = capsys.readouterr().out
+    history = out.split("Revisions (")[1].split("\n\n")[0].splitlines()[2:]
+    assert [row.split()[:4] for row in history] == [
+        ["1", "first", "2026-11-27", "09:08:00Z"],
+        ["2", "retest", "2026-11-27", "09:26:00Z"],
+        ["3", "retest", "queued", "-"],
+    ]
+    assert history[0].split()[4:7] == ["fail", "D3", "r-1"]
+    assert history[1].split()[4:] == ["incomplete", "D1", "r-2", "B2", "pass", "(#2)"]
+    assert history[2].split()[-1] == "H1"
+
+    assert main(["results", iid, "--json", "--db", db_url]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(h["revision"], h["state"], h["items_tested"]) for h in doc["revisions"]] == [
+        (1, "completed", ["B1", "B2", "BT", "H1"]),
+        (2, "completed", ["B2"]),
+        (3, "queued", ["H1"]),
+    ]
+    assert doc["revision"] == 2 and doc["request_id"] == "r-2"
 
 
 def test_a_retest_aborted_in_the_queue_has_no_driver(store: Store) -> None:
