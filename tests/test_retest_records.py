@@ -79,8 +79,9 @@ def test_a_retest_is_the_next_revision_of_the_same_inspection(store: Store) -> N
     iid = failed_inspection(store)
     assert retest_of(store, iid, "r-2", ["B2", "H1"], 20) == 2
     rec = store.inspection(iid)
-    # Back in the queue; verdict and revision still the last result's.
-    assert (rec.state, rec.verdict, rec.revision) == ("queued", "fail", 1)
+    # Registered again for its line (the site then queues it, as a new registration);
+    # verdict and revision still the last result's.
+    assert (rec.state, rec.line, rec.verdict, rec.revision) == ("registered", "L1", "fail", 1)
     assert rec.visit_items() == ["B2", "H1"] and rec.started_at is None
     assert rec.draw is None and rec.proxy_driver_id is None  # no driver for this visit yet
     assert [u.id for u in store.unfinished_inspections()] == [iid]
@@ -124,6 +125,7 @@ def test_results_shows_the_revisions(
     attempt(store, iid, "B2", Verdict.PASS, 24)
     store.complete_inspection(iid, at=at(26))
     retest_of(store, iid, "r-3", ["H1"], 30)  # queued, not yet done
+    store.set_state(iid, "queued", at(31))
 
     assert main(["results", iid, "--db", db_url]) == 0
     out = capsys.readouterr().out
@@ -255,6 +257,7 @@ def test_default_items_and_every_refusal(store: Store) -> None:
     passed = store.complete_inspection(ok, at=at(42))
     assert refusal(passed, request(passed)) == ("not_retestable", "retest_of")
     retest_of(store, rec.id, "r-2", ["B2"], 50)
+    store.set_state(rec.id, "queued", at(51))
     again = store.inspection(rec.id)
     assert again.state is InspectionState.QUEUED
     assert refusal(again, request(again)) == ("not_retestable", "retest_of")

@@ -1,11 +1,10 @@
 """The published results of an inspection, one per revision, and their verification codes.
 
-A result document is published exactly as its outbox row stores it: the
-MQTT payload is the row's JSON text encoded as UTF-8, and the registry keeps
-what it received by (inspection_id, revision). Today every revision has its
-own outbox row, so the rows of one inspection are its revision history; this
-module is the one place that knows it, for the day the store keeps the
-published results elsewhere.
+Every revision of a result is kept by the store exactly as published
+(`Store.published_results`: the UTF-8 bytes of the MQTT payload, for good,
+while outbox rows are pruned once delivered), and the registry keeps what it
+received by (inspection_id, revision). When the outbox row of a revision is
+still there, it says when the broker acknowledged it.
 
 The verification code printed on a report is the first `CODE_LENGTH`
 lowercase hex digits of SHA-256 over those payload bytes: a registry that
@@ -16,7 +15,6 @@ paper report shows what it was sent.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,8 +36,8 @@ class Published:
 
     revision: int
     published_at: datetime  # committed with its outbox row
-    delivered_at: datetime | None  # acknowledged by the broker
-    payload: str  # the JSON text, exactly as published (UTF-8)
+    delivered_at: datetime | None  # acknowledged by the broker (None: not yet, or pruned)
+    payload: bytes  # exactly as published: UTF-8 JSON
     document: dict[str, Any]
 
     @property
@@ -62,24 +60,29 @@ class Published:
 
 def published_results(store: Store, inspection_id: str) -> list[Published]:
     """Every published result of the inspection, oldest revision first."""
-    out: list[Published] = []
-    for row in store.outbox(inspection_id):
-        if row.kind != OUTBOX_RESULT:
-            continue
-        doc = json.loads(row.payload)
-        revision = row.revision if row.revision is not None else int(doc.get("revision", 0))
-        out.append(Published(revision, row.created_at, row.delivered_at, row.payload, doc))
-    out.sort(key=lambda p: p.revision)
-    return out
+    delivered = {
+        row.revision: row.delivered_at
+        for row in store.outbox(inspection_id)
+        if row.kind == OUTBOX_RESULT
+    }
+    return [
+        Published(p.revision, p.at, delivered.get(p.revision), p.payload, p.document())
+        for p in store.published_results(inspection_id)
+    ]
 
 
 def retested_items(history: list[Published]) -> list[list[str]]:
-    """For each revision, the items it measured again: those whose attempt differs
-    from the previous revision's (the first revision measured every tested item)."""
+    """For each revision, the items it measured again: a retest's result names them
+    (`retested_items`); otherwise those whose attempt differs from the previous
+    revision's (the first revision measured every tested item)."""
     out: list[list[str]] = []
     before: dict[str, int] = {}
     for p in history:
         now = p.attempts()
-        out.append([c for c, n in now.items() if n and n != before.get(c)])
+        named = p.document.get("retested_items")
+        if isinstance(named, list) and all(isinstance(c, str) for c in named):
+            out.append(list(named))
+        else:
+            out.append([c for c, n in now.items() if n and n != before.get(c)])
         before = now
     return out
