@@ -17,6 +17,8 @@ from store_fixtures import T0, at, brake_result, make_vehicle
 from linectl.cli import main
 from linectl.items import Verdict, not_judged
 from linectl.ops.retest import RetestRequest, check_retest, default_items
+from linectl.report.published import published_results as report_history
+from linectl.report.published import retested_items, verification_code
 from linectl.store import db
 from linectl.store.base import DuplicateRequest
 from linectl.store.records import InspectionRecord, InspectionState
@@ -147,6 +149,23 @@ def test_results_shows_the_revisions(
         (3, "queued", ["H1"]),
     ]
     assert doc["revision"] == 2 and doc["request_id"] == "r-2"
+
+
+def test_every_revision_outlives_the_pruned_outbox(store: Store) -> None:
+    iid = failed_inspection(store)
+    retest_of(store, iid, "r-2", ["B2"], 20)
+    attempt(store, iid, "B2", Verdict.PASS, 24)
+    store.complete_inspection(iid, at=at(26))
+    sent = [o.payload.encode("utf-8") for o in store.outbox(iid)]
+    store.mark_delivered([o.id for o in store.outbox(iid)], at(27))
+    assert store.prune_outbox(at(28)) == 2 and store.outbox(iid) == []
+    assert [p.payload for p in store.published_results(iid)] == sent
+    # The report's history and verification codes still come from them.
+    history = report_history(store, iid)
+    assert [(h.revision, h.code) for h in history] == [
+        (n, verification_code(payload)) for n, payload in enumerate(sent, start=1)
+    ]
+    assert retested_items(history) == [["B1", "B2", "BT", "H1"], ["B2"]]
 
 
 def test_a_retest_aborted_in_the_queue_has_no_driver(store: Store) -> None:
