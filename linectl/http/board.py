@@ -53,6 +53,7 @@ def rights(actor: Actor) -> dict[str, bool]:
     """What the console offers this actor; the operations refuse the rest anyway."""
     return {
         "register": actor.may(Action.REGISTER),
+        "retest": actor.may(Action.RETEST),
         "abort": actor.may(Action.ABORT),
         "duty": actor.may(Action.DUTY),
         "pause": actor.may(Action.PAUSE) and actor.may(Action.RESUME),

@@ -2,8 +2,10 @@
 
 Pages: the inspection list (`/inspections`, by plate, VIN, days and verdict),
 one inspection (`/inspections/{id}`: values, limits, every attempt, the
-plots of linectl.report), the registration form (`/register`) and the abort
-confirmation (`/inspections/{id}/abort`).
+plots of linectl.report, the revision history with a retest under way, and
+for an operator the retest button when a retest may be asked), the
+registration form (`/register`) and the abort confirmation
+(`/inspections/{id}/abort`). The retest form is linectl.http.retest.
 
 Forms post to `/register`, `/inspections/{id}/abort`, `/drivers/{id}/duty`,
 `/lines/{id}/pause|resume` and `/language`, each with the session's CSRF
@@ -124,6 +126,10 @@ async def inspections(
 async def inspection(request: Request, actor: PageActor, inspection_id: str) -> Response:
     try:
         view = await views_of(request).inspection(actor, inspection_id)
+        # Whether to offer the retest button, and why not: for those who may ask one.
+        offer = None
+        if actor.may(Action.RETEST):
+            offer = await ops_of(request).retest_defaults(actor, inspection_id)
     except OpError as e:
         return refused(request, e)
     return await render_async(
@@ -133,6 +139,8 @@ async def inspection(request: Request, actor: PageActor, inspection_id: str) -> 
         r=view.report,
         rec=view.record,
         attempts=view.record.attempts,
+        revisions=view.revisions,
+        retest=offer,
         finished=str(view.record.state) in ("completed", "aborted"),
     )
 

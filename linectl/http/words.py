@@ -96,4 +96,9 @@ REFUSALS = {
     "no_line": N_("No line can inspect this vehicle"),
     "not_allowed": N_("Not allowed"),
     "invalid_request_id": N_("Not a valid request id"),
+    # A retest's refusals (linectl.ops.retest).
+    "unknown_inspection": N_("No such inspection"),
+    "not_retestable": N_("Cannot be retested now"),
+    "vin_mismatch": N_("Not this inspection's vehicle"),
+    "retest_expired": N_("Too late for a retest"),
 }

@@ -23,8 +23,10 @@ from linectl.ops.actor import Action, Actor
 from linectl.ops.errors import Invalid, Unknown
 from linectl.ops.operations import Operations
 from linectl.report.model import Report, build_report
+from linectl.report.published import verification_code
 from linectl.scheduler.line import LineRunner
 from linectl.store.base import NotFound
+from linectl.store.published import revision_history
 from linectl.store.records import InspectionRecord, InspectionSummary
 
 RATE_WINDOW_S = 3600.0  # the board's rate: vehicles over the last hour (clock time)
@@ -35,6 +37,9 @@ RATE_AFTER_S = 600.0  # no rate before the line has run this long: a few cars sa
 class InspectionPage:
     report: Report  # items with their values, limits and plots (linectl.report)
     record: InspectionRecord  # every attempt
+    # linectl.store.published.revision_history, each with its verification code and
+    # `published_at` as a datetime
+    revisions: list[dict[str, Any]]
 
 
 class Views:
@@ -156,7 +161,8 @@ class Views:
     # --- one inspection -------------------------------------------------------------
 
     async def inspection(self, actor: Actor, inspection_id: str) -> InspectionPage:
-        """The report model (values, limits, plots) and the record (every attempt)."""
+        """The report model (values, limits, plots), the record (every attempt) and the
+        revision history: each published revision, then the retest under way if any."""
         self.ops.allow(actor, Action.READ)
         store = self.site.store.store
         limits = self.site.limits
@@ -165,7 +171,20 @@ class Views:
         def read() -> InspectionPage:
             record = store.inspection(inspection_id)
             report = build_report(store, inspection_id, limits=limits, site_name=name)
-            return InspectionPage(report, record)
+            published = store.published_results(inspection_id)
+            by_revision = {p.revision: p for p in published}
+            revisions = []
+            for h in revision_history(record, published):
+                p = by_revision.get(h["revision"])
+                # The page shows times in the site's zone: the datetime, not its text.
+                revisions.append(
+                    {
+                        **h,
+                        "published_at": None if p is None else p.at,
+                        "code": None if p is None else verification_code(p.payload),
+                    }
+                )
+            return InspectionPage(report, record, revisions)
 
         try:
             # Its own thread: the curves are unpacked and laid out off the event loop.
