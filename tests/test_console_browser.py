@@ -4,8 +4,9 @@ One simulated line (brake, headlamp, emission) at the end-to-end time scale, its
 console, and one browser for the whole module. An operator signs in, registers
 a vehicle through the form, watches it go through the stations on the board
 (live, without reloading) and finds its brake plots on its page; aborts another
-vehicle; checks a proxy driver out and in. A viewer is offered none of this and
-is refused when trying anyway. Screenshots of the board and of an inspection
+vehicle; checks a proxy driver out and in; retests a failed vehicle from its
+page (the failed items ticked) and finds the retest queued there. A viewer is
+offered none of this and is refused when trying anyway. Screenshots of the board and of an inspection
 page in both languages go to var/screenshots/ for a person to look at.
 
 Chromium comes from Debian (`apt-get install chromium`, scripts/setup): Playwright
@@ -15,6 +16,7 @@ and says so.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -26,6 +28,9 @@ import pytest_asyncio
 from http_fixtures import Api, password_of, serving
 from site_fixtures import TESTER, Rig, running_site
 from store_fixtures import make_vin
+
+from linectl.vehicle import parse_vehicle
+from sim.vehicles import SimFault, apply_fault, healthy_vehicle_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -230,3 +235,59 @@ async def test_a_viewer_can_do_none_of_it(site: tuple[Rig, Api], browser: Any) -
     assert page.js_errors == []
     await page.context.close()
     await rig.ops.abort(TESTER, queued["inspection_id"], "end of test")
+
+
+async def test_an_operator_retests_a_failed_vehicle_from_its_page(
+    site: tuple[Rig, Api], browser: Any
+) -> None:
+    rig, api = site
+    req = vehicle_request(4, "鲁F55555")
+    sv = healthy_vehicle_for(req["vehicle"]["plate"], parse_vehicle(req["vehicle"]))
+    apply_fault(sv, SimFault("weak_axle", 2))
+    rig.sim.world.add(sv)
+    with rig.site.events.subscribe({"completed", "aborted"}) as sub:
+        iid = (await rig.ops.register(TESTER, req))["inspection_id"]
+        async with asyncio.timeout(WITHIN_MS / 1000):
+            while (await sub.get()).inspection_id != iid:
+                pass
+    assert str((await rig.store.inspection(iid)).verdict) == "fail"
+    await rig.ops.pause(TESTER, "L1", "the retest stays queued while the test looks")
+    try:
+        page = await signed_in(browser, api, "operator", "zh-CN")
+        await page.goto(f"{api.base}/inspections/{iid}")
+        await expect(page.locator("table.revisions tr[data-revision='1']")).to_be_visible()
+        await page.click("a.retest")  # 复检…
+        # The failed items ticked (B1 too: BT needs every axle), the rest offered.
+        items = page.locator("#f-items input[type=checkbox]")
+        ticked = await items.evaluate_all("es => es.filter(e => e.checked).map(e => e.value)")
+        assert ticked == ["B1", "B2", "BT"]
+        assert "H1" in await items.evaluate_all("es => es.map(e => e.value)")
+        await page.screenshot(path=str(SCREENSHOTS / "retest-zh.png"), full_page=True)
+        await page.uncheck("#f-items input[value=B1]")
+        await page.click("form.grid-form button[type=submit]")
+        # Back on the inspection page: the retest queued, as revision 2.
+        await expect(page).to_have_url(f"{api.base}/inspections/{iid}")
+        queued = page.locator(".retest-pending")
+        await expect(queued).to_have_attribute("data-state", "queued")
+        await expect(queued).to_contain_text("排队中")
+        await expect(queued).to_contain_text("B2, BT")
+        await expect(page.locator("table.revisions tr[data-revision='2']")).to_have_attribute(
+            "data-state", "queued"
+        )
+        assert await page.locator("a.retest").count() == 0
+        pending = (await rig.store.inspection(iid)).pending_retest()
+        assert pending is not None and pending.items == ["B2", "BT"]
+        await page.screenshot(path=str(SCREENSHOTS / "inspection-retest-zh.png"), full_page=True)
+        assert page.js_errors == []
+        await page.context.close()
+
+        # A viewer sees the queued revision and no retest button.
+        viewer = await signed_in(browser, api, "viewer", "en-US")
+        await viewer.goto(f"{api.base}/inspections/{iid}")
+        await expect(viewer.locator(".retest-pending")).to_contain_text("Queued")
+        assert await viewer.locator("a.retest, a[href$='/retest']").count() == 0
+        assert viewer.js_errors == []
+        await viewer.context.close()
+    finally:
+        await rig.ops.abort(TESTER, iid, "end of test")
+        await rig.ops.resume(TESTER, "L1", "end of test")

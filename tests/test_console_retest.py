@@ -164,3 +164,39 @@ async def test_an_operator_retests_a_failed_inspection_from_its_page(tmp_path: P
         assert re.search(r'data-revision="2".*?data-item="B2".*?data-item="BT"', page, re.S)
         await operator.aclose()
         await viewer.aclose()
+
+
+async def test_no_retest_offered_once_the_site_takes_none(tmp_path: Path) -> None:
+    """With `retest_within_days`, the button goes when the time is up, and the page
+    says why; a form opened before then is refused with the reason."""
+    window_s = 30.0  # clock seconds: about 1.5 s real at the end-to-end time scale
+    async with (
+        running_site(
+            tmp_path,
+            kinds=("brake",),
+            adjust=lambda cfg: cfg.model_copy(update={"retest_within_days": window_s / 86400}),
+        ) as rig,
+        serving(rig.ops) as api,
+    ):
+        operator, csrf = await api.signed_in("operator")
+        await rig.ops.pause(TESTER, "L1", "test")
+        iid = (await rig.ops.register(TESTER, registration("r-late")))["inspection_id"]
+        await rig.ops.abort(TESTER, iid, "owner left")  # aborted counts as incomplete
+        page = (await operator.get(f"/inspections/{iid}", headers=EN)).text
+        assert f'href="/inspections/{iid}/retest"' in page and "retest-refusal" not in page
+        form = (await operator.get(f"/inspections/{iid}/retest", headers=EN)).text
+        assert "Retest until" in form and ticked(form) == ["B1", "B2", "B0", "BT"]
+        rid = form_token(form, "request_id")
+
+        await rig.clock.sleep(window_s + 1)
+        page = (await operator.get(f"/inspections/{iid}", headers=ZH)).text
+        assert "/retest" not in page
+        assert 'data-code="retest_expired"' in page and "已超过复检期限" in page
+        r = await operator.get(f"/inspections/{iid}/retest", headers=EN)
+        assert r.status_code == 409 and 'data-code="retest_expired"' in r.text
+        assert "Too late for a retest" in r.text and 'name="items"' not in r.text
+        r = await post_retest(operator, csrf, iid, ["B1"], EN, rid=rid)
+        assert r.status_code == 422 and 'data-code="retest_expired"' in r.text
+        assert f"retests of inspection {iid} were taken until" in r.text
+        assert (await rig.store.inspection(iid)).pending_retest() is None
+        await operator.aclose()
