@@ -162,6 +162,9 @@ async def test_an_operator_retests_a_failed_inspection_from_its_page(tmp_path: P
         for p in published:
             assert p.sha256()[:12] in page
         assert re.search(r'data-revision="2".*?data-item="B2".*?data-item="BT"', page, re.S)
+        # The list says which revision its verdict is.
+        listed = (await viewer.get("/inspections", headers=ZH)).text
+        assert '<small class="rev" data-revision="2">第2版</small>' in listed
         await operator.aclose()
         await viewer.aclose()
 
