@@ -4,7 +4,7 @@ fails, an operator finds the retest button on its page, the form offers the fail
 items ticked, refusals come back in words (the operation's own message under a
 headline in the reader's language), an accepted retest shows queued on the
 inspection page, and once it has run the page lists both revisions. A viewer is
-offered no button and is refused the form."""
+offered no button and is refused the form; an admin is offered it."""
 
 from __future__ import annotations
 
@@ -95,6 +95,10 @@ async def test_an_operator_retests_a_failed_inspection_from_its_page(tmp_path: P
             # The button for the operator; none for the viewer, who is refused the form.
             page = (await operator.get(f"/inspections/{iid}", headers=EN)).text
             assert f'href="/inspections/{iid}/retest"' in page and "Retest…" in page
+            admin, _ = await api.signed_in("admin")  # an admin may do what an operator does
+            page = (await admin.get(f"/inspections/{iid}", headers=EN)).text
+            assert f'href="/inspections/{iid}/retest"' in page
+            await admin.aclose()
             page = (await viewer.get(f"/inspections/{iid}", headers=EN)).text
             assert "/retest" not in page and 'class="grid revisions"' in page
             r = await viewer.get(f"/inspections/{iid}/retest")
