@@ -268,6 +268,56 @@ class HttpConfig(_Model):
         return parse_listen(self.listen)
 
 
+AlarmPriority = Literal["high", "medium", "low"]
+# Each alarm condition's priority unless `[alarms.priorities]` says otherwise.
+DEFAULT_ALARM_PRIORITIES: dict[str, AlarmPriority] = {
+    "device_down": "high",
+    "mqtt_down": "medium",
+    "outbox_stale": "medium",
+    "disk_low": "high",
+    "station_blocked": "medium",
+    "driver_late": "low",
+    "line_idle": "medium",
+}
+
+
+class AlarmsConfig(_Model):
+    """When a condition becomes an alarm, and how it is shown (linectl.alarms)."""
+
+    # Condition -> priority; conditions not named keep DEFAULT_ALARM_PRIORITIES.
+    priorities: dict[str, AlarmPriority] = {}
+    # Clock seconds a condition must last before it is an alarm (none: at once).
+    device_down_s: float = Field(default=1.0, ge=0, le=3600)
+    # Real seconds between asking idle devices whether they answer (drivers/liveness.py).
+    probe_idle_s: float = Field(default=1.0, gt=0, le=600)
+    mqtt_down_s: float = Field(default=10.0, ge=0, le=3600)
+    outbox_stale_minutes: float = Field(default=10.0, gt=0, le=1440)
+    station_blocked_s: float = Field(default=600.0, gt=0, le=86400)
+    driver_late_s: float = Field(default=300.0, gt=0, le=86400)
+    line_idle_minutes: float = Field(default=15.0, gt=0, le=1440)
+    # The longest an operator may shelve an alarm for.
+    shelve_max_minutes: int = Field(default=480, ge=1, le=10080)
+    # More than flood_count alarms raised in flood_window_minutes: an alarm flood.
+    flood_count: int = Field(default=10, ge=1)
+    flood_window_minutes: float = Field(default=10.0, gt=0)
+    # Places (device, station or line ids) taken out of service: their alarms are
+    # kept as out_of_service, never annunciated.
+    out_of_service: list[str] = []
+
+    @model_validator(mode="after")
+    def _known(self) -> AlarmsConfig:
+        unknown = set(self.priorities) - set(DEFAULT_ALARM_PRIORITIES)
+        if unknown:
+            raise ValueError(
+                f"unknown alarm condition {sorted(unknown)[0]!r} in priorities: use one of "
+                + ", ".join(DEFAULT_ALARM_PRIORITIES)
+            )
+        return self
+
+    def priority(self, kind: str) -> AlarmPriority:
+        return self.priorities.get(kind, DEFAULT_ALARM_PRIORITIES[kind])
+
+
 class SiteConfig(_Model):
     site_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
     # The station's name as printed at the top of its inspection reports.
@@ -280,6 +330,7 @@ class SiteConfig(_Model):
     emission: EmissionConfig = EmissionConfig()
     mqtt: MqttConfig | None = None
     http: HttpConfig = HttpConfig()
+    alarms: AlarmsConfig = AlarmsConfig()
     # A retest is refused (retest_expired) this many days after the first result;
     # none: no limit. Fractions of a day are allowed.
     retest_within_days: float | None = Field(default=None, gt=0)

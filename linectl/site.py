@@ -2,7 +2,7 @@
 
 `Site` builds the store-backed parts from the config: the limits, the device
 drivers, each line's procedures, proxy-driver pool and runner. `Site.run()`
-supervises the lines and the status ticker; whatever else attaches to the
+supervises the lines, the status ticker and the alarm monitor; whatever else attaches to the
 site (the operations layer and its transports, the simulator in a demo)
 subscribes to its event stream. What people and the registry may ask of the
 site (register, abort, duty, pause) are operations in linectl.ops, which call
@@ -31,9 +31,11 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
+from linectl.alarms.monitor import AlarmMonitor
 from linectl.clock import Clock, utc_iso
 from linectl.config import SiteConfig
 from linectl.drivers.devices import DeviceSet
+from linectl.drivers.liveness import LivenessWatch
 from linectl.events import EventBus
 from linectl.registration import Registration, accepted_reply, retest_reply
 from linectl.scheduler.dispatch import choose_line
@@ -95,6 +97,11 @@ class Site:
             self.lines.append(runner)
         self._status_dirty = asyncio.Event()
         self.ready = asyncio.Event()
+        # Alarms (linectl.alarms): raised from the conditions above, each round.
+        self.alarms = AlarmMonitor(self)
+        self.liveness = LivenessWatch(
+            self.devices.drivers, self._device_idle, every_s=cfg.alarms.probe_idle_s
+        )
 
     # --- status ---------------------------------------------------------------------
 
@@ -113,6 +120,16 @@ class Site:
             **runner.status(),
             "storage": self.storage.snapshot(),
         }
+
+    def _device_idle(self, device_id: str) -> bool:
+        """No vehicle at the device's station (a line's I/O module: always)."""
+        for ln in self.lines:
+            if ln.cfg.io.id == device_id:
+                return True
+            for slot, st in zip(ln.slots, ln.cfg.stations, strict=True):
+                if any(d.id == device_id for d in st.devices):
+                    return slot.state == "free" and slot.plate is None
+        return False
 
     def _status_changed(self) -> None:
         self._status_dirty.set()
@@ -325,6 +342,8 @@ class Site:
                 tg.create_task(self._status_ticker(), name="status")
                 tg.create_task(self.storage.watch(), name="storage")
                 tg.create_task(self._housekeeping(), name="housekeeping")
+                tg.create_task(self.alarms.run(), name="alarms")
+                tg.create_task(self.liveness.run(), name="liveness")
                 self.ready.set()
         finally:
             for runner in self.lines:

@@ -44,6 +44,7 @@ class Action(StrEnum):
     DUTY = "duty"
     PAUSE = "pause"
     RESUME = "resume"
+    ALARM = "alarm"  # acknowledge, silence, shelve an alarm
     DIAGNOSE = "diagnose"  # device diagnostics through the API
     AUDIT = "audit"  # the audit log (/api/audit)
     ACCOUNTS = "accounts"  # add, disable, tokens
@@ -57,6 +58,7 @@ _OPERATOR = {
     Action.DUTY,
     Action.PAUSE,
     Action.RESUME,
+    Action.ALARM,
 }
 GRANTS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.READ}),

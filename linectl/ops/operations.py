@@ -1,7 +1,8 @@
 """The site's operations: what anyone may ask of a running site, checked and journalled once.
 
 Registration, retest (a registration with `retest_of`), abort, proxy-driver
-duty and pause/resume of a line are done here and only here, whoever asks
+duty, pause/resume of a line and acting on alarms (linectl.ops.alarms) are
+done here and only here, whoever asks
 and however: the MQTT intake, the HTTP API and console, the command line and
 the demo all call `Operations` with an `Actor`. Each operation checks the
 actor's right (linectl.ops.actor), takes its input through the one
@@ -29,6 +30,7 @@ from linectl.events import Subscription
 from linectl.i18n import LOCALES
 from linectl.items import InspectionVerdict
 from linectl.ops.actor import Action, Actor
+from linectl.ops.alarms import AlarmOps
 from linectl.ops.errors import Conflict, Forbidden, Invalid, Unknown
 from linectl.ops.retest import (
     first_result_at,
@@ -75,7 +77,7 @@ def clean_reason(reason: Any, *, required: bool) -> str | None:
     return text
 
 
-class Operations:
+class Operations(AlarmOps):
     def __init__(self, site: Site) -> None:
         self.site = site
         self.store = site.store

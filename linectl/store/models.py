@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     DateTime,
     Dialect,
@@ -47,6 +48,16 @@ ITEM_VERDICTS = ("pass", "fail", "not_judged")
 DRIVER_STATES = ("on_duty", "off_duty", "break")
 ACCOUNT_ROLES = ("viewer", "operator", "technician", "admin")
 JOURNAL_OUTCOMES = ("ok", "refused", "denied", "error")
+ALARM_PRIORITIES = ("high", "medium", "low")
+ALARM_STATES = (
+    "unacked",
+    "acked",
+    "rtn_unacked",
+    "shelved",
+    "suppressed",
+    "out_of_service",
+    "closed",
+)
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -284,6 +295,42 @@ class JournalEntry(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AlarmRow(Base):
+    """One occurrence of an alarm condition at one place, through its ISA-18.2 states
+    (linectl.alarms.state): raised, acknowledged, shelved, returned, closed."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        CheckConstraint(_one_of("priority", ALARM_PRIORITIES), name="priority"),
+        CheckConstraint(_one_of("state", ALARM_STATES), name="state"),
+        Index(None, "state"),
+        Index(None, "key", "raised_at"),
+        Index(None, "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(32))
+    line: Mapped[str | None] = mapped_column(String(64))
+    station: Mapped[str | None] = mapped_column(String(64))
+    device: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean)
+    message: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+    acked_by: Mapped[str | None] = mapped_column(String(64))
+    acked_at: Mapped[datetime | None]
+    comment: Mapped[str | None] = mapped_column(Text)
+    silenced: Mapped[bool] = mapped_column(Boolean)
+    silenced_by: Mapped[str | None] = mapped_column(String(64))
+    shelved_by: Mapped[str | None] = mapped_column(String(64))
+    shelved_until: Mapped[datetime | None]
+    shelve_reason: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None]
 
 
 class Account(Base):

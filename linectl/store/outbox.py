@@ -71,6 +71,13 @@ class OutboxStore(StoreBase):
                 or 0
             )
 
+    def oldest_pending_at(self) -> datetime | None:
+        """When the oldest undelivered row was written; None when all are delivered."""
+        with self._errors(), self._read() as s:
+            return s.scalar(
+                select(func.min(Outbox.created_at)).where(Outbox.delivered_at.is_(None))
+            )
+
     def outbox(self, inspection_id: str) -> list[OutboxRecord]:
         """Every outbox row of one inspection, oldest first, delivered or not."""
         with self._errors(), self._read() as s:

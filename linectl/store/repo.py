@@ -4,7 +4,7 @@
 transaction and returns plain records (linectl.store.records), never ORM
 objects. Its concerns live in their own modules (inspections, retests,
 published results, draws, proxy drivers, outbox, journal, accounts, the
-console's figures, on `StoreBase`); `Store` is all of them over one engine.
+console's figures, alarms, on `StoreBase`); `Store` is all of them over one engine.
 
 `AsyncStore` offers every public method of `Store` as a coroutine, all run on
 one dedicated worker thread, so the event loop never waits on the database
@@ -20,6 +20,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from linectl.store.accounts import AccountStore
+from linectl.store.alarms import AlarmStore
 from linectl.store.base import DuplicateRequest, NotFound, StoreError
 from linectl.store.console import ConsoleStore
 from linectl.store.draws import DrawStore
@@ -52,6 +53,7 @@ class Store(
     JournalStore,
     AccountStore,
     ConsoleStore,
+    AlarmStore,
 ):
     """The site's records in one database. Safe to share between threads; the
     daemon uses it through `AsyncStore`, from one worker thread."""
