@@ -17,6 +17,7 @@ from linectl.http.auth import api_actor
 from linectl.http.bodies import TooLarge, json_object, read_body, require_json
 from linectl.i18n import DEFAULT_LANG
 from linectl.ops.actor import Actor
+from linectl.ops.errors import Invalid
 from linectl.ops.operations import Operations
 from linectl.payload import peek_request_id
 from linectl.registration import MAX_REGISTRATION_BYTES, read_request_id
@@ -124,3 +125,52 @@ async def audit(
 ) -> list[dict[str, Any]]:
     """The journal, newest first; `before` a seq, to page back."""
     return await ops_of(request).audit(actor, limit=limit, before=before)
+
+
+@router.get("/alarms")
+async def alarms(
+    request: Request,
+    actor: ActorDep,
+    state: str = "active",
+    line: str | None = None,
+    priority: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """`state=active` (every alarm not closed), `all`, or one state of http.md."""
+    return await ops_of(request).alarms(
+        actor, state=state, line=line, priority=priority, limit=limit
+    )
+
+
+@router.get("/alarms/summary")
+async def alarm_summary(request: Request, actor: ActorDep) -> dict[str, Any]:
+    """The banner's figures: the first alarm to show, how many wait, the sound, flood."""
+    return ops_of(request).alarm_summary(actor)
+
+
+@router.get("/alarms/top")
+async def top_alarms(request: Request, actor: ActorDep, days: int = 7) -> list[dict[str, Any]]:
+    """The conditions raised most often in the last `days` (1..31)."""
+    if not 1 <= days <= 31:
+        raise Invalid("days", "days must be 1..31")
+    return await ops_of(request).top_alarms(actor, days)
+
+
+@router.post("/alarms/{alarm_id}/ack")
+async def ack_alarm(request: Request, actor: ActorDep, alarm_id: int) -> dict[str, Any]:
+    body = await json_object(request, {"comment"}, optional=True)
+    return await ops_of(request).acknowledge_alarm(actor, alarm_id, body.get("comment"))
+
+
+@router.post("/alarms/{alarm_id}/silence")
+async def silence_alarm(request: Request, actor: ActorDep, alarm_id: int) -> dict[str, Any]:
+    await json_object(request, set(), optional=True)
+    return await ops_of(request).silence_alarm(actor, alarm_id)
+
+
+@router.post("/alarms/{alarm_id}/shelve")
+async def shelve_alarm(request: Request, actor: ActorDep, alarm_id: int) -> dict[str, Any]:
+    body = await json_object(request, {"reason", "minutes"})
+    return await ops_of(request).shelve_alarm(
+        actor, alarm_id, body.get("reason"), body.get("minutes")
+    )

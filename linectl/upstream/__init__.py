@@ -8,7 +8,7 @@ door's; what goes out (status, events, results) is read from the site.
 - the site connection (client id `mqtt.client_id`, default `linectl-{site}`,
   persistent session so registrations sent while the daemon is away wait at
   the broker) answers registrations (intake), drains the result outbox and
-  publishes lifecycle events (publisher);
+  publishes lifecycle events and each line's open alarms, retained (publisher);
 - each line's status connection (client id `{client_id}-{line}-status`)
   publishes that line's retained status and carries its will, `{"online":
   false}` retained on the line's status topic. An MQTT client has one will,
@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING
 
 import aiomqtt
 
+from linectl.alarms.conditions import Condition
 from linectl.config import MqttConfig
+from linectl.i18n import N_
 from linectl.upstream.connection import Backoff, ConnectParams, Link, connect_params
 from linectl.upstream.intake import Intake
 from linectl.upstream.publisher import OUTBOX_POLL_S, Publisher
@@ -63,6 +65,7 @@ class Upstream:
         self.publisher = Publisher(site, self.topics, poll_s=outbox_poll_s)
         self.intake = Intake(ops, self.topics)
         self.publisher.taking_registrations = self.intake.subscribed
+        site.alarms.probes.append(self._alarm_conditions)
         self.link = Link(
             "mqtt",
             self.params,
@@ -105,3 +108,18 @@ class Upstream:
             tg.create_task(self.intake.serve(client))
             tg.create_task(self.publisher.drain_outbox(client))
             tg.create_task(self.publisher.send_events(client))
+            tg.create_task(self.publisher.send_alarms(client))
+
+    def _alarm_conditions(self) -> list[Condition]:
+        """The broker out of reach: an alarm once it lasts `[alarms] mqtt_down_s`."""
+        if self.link.connected.is_set():
+            return []
+        where = self.params().where()
+        return [
+            Condition(
+                "mqtt_down",
+                "mqtt_down",
+                N_("No connection to the MQTT broker at %(where)s: %(error)s")
+                % {"where": where, "error": self.link.last_error or "connecting"},
+            )
+        ]

@@ -15,6 +15,10 @@ not kept in the database: during an outage they wait in memory (the site's
 event stream, bounded) and go out after the reconnection; a restart loses
 those still waiting. Line status is retained, latest first: after an outage
 only the current status is sent, not the history.
+
+The line's open alarms (linectl.alarms) are retained on its alarms topic,
+from the site connection: all of them at every (re)connection, then a line's
+on every change of its alarms, always the monitor's current list.
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class Publisher:
         self._lifecycle = site.events.subscribe(set(LIFECYCLE))
         self._completed = site.events.subscribe({"completed", "aborted"})
         self._status = site.events.subscribe({"line_status"})
+        self._alarms = site.events.subscribe({"alarms"})
+        self.alarm_messages = 0
         self._latest: dict[str, dict[str, Any]] = {}
         self._status_changed = {ln.id: asyncio.Event() for ln in site.lines}
         self._unsent_event: Event | None = None
@@ -93,7 +99,7 @@ class Publisher:
         self.events_sent = 0
 
     def close(self) -> None:
-        for sub in (self._lifecycle, self._completed, self._status):
+        for sub in (self._lifecycle, self._completed, self._status, self._alarms):
             sub.close()
 
     # --- results: the outbox --------------------------------------------------------
@@ -183,6 +189,34 @@ class Publisher:
                 self.events_sent += 1
             self._unsent_event = None
             raise_if_cancelling()
+
+    # --- alarms ---------------------------------------------------------------------
+
+    async def send_alarms(self, client: aiomqtt.Client) -> None:
+        """Every line's open alarms, retained, now and after each change."""
+        monitor = self.site.alarms
+        await monitor.loaded.wait()
+        while self._alarms.get_nowait() is not None:
+            pass  # all lines go out now anyway
+        pending = [ln.id for ln in self.site.lines]
+        while True:
+            while pending:
+                line = pending[0]
+                await client.publish(
+                    self.topics.alarms(line),
+                    to_json(monitor.line_payload(line)),
+                    qos=1,
+                    retain=True,
+                )
+                self.alarm_messages += 1
+                pending.pop(0)
+                raise_if_cancelling()
+            ev = await self._alarms.get()
+            pending.append(ev.line or "")
+            while (more := self._alarms.get_nowait()) is not None:
+                if more.line not in pending:
+                    pending.append(more.line or "")
+            pending = [ln for ln in pending if ln in self._status_changed]
 
     # --- line status ----------------------------------------------------------------
 

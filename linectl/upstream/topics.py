@@ -45,6 +45,13 @@ class Topics:
     def all_events(self) -> str:
         return f"{self.base}/+/events"
 
+    def alarms(self, line: str) -> str:
+        return f"{self.base}/{line}/alarms"
+
+    @property
+    def all_alarms(self) -> str:
+        return f"{self.base}/+/alarms"
+
     def result(self, inspection_id: str) -> str:
         return f"{self.base}/results/{inspection_id}"
 
