@@ -276,7 +276,6 @@ DEFAULT_ALARM_PRIORITIES: dict[str, AlarmPriority] = {
     "outbox_stale": "medium",
     "disk_low": "high",
     "station_blocked": "medium",
-    "driver_late": "low",
     "line_idle": "medium",
 }
 
@@ -293,7 +292,6 @@ class AlarmsConfig(_Model):
     mqtt_down_s: float = Field(default=10.0, ge=0, le=3600)
     outbox_stale_minutes: float = Field(default=10.0, gt=0, le=1440)
     station_blocked_s: float = Field(default=600.0, gt=0, le=86400)
-    driver_late_s: float = Field(default=300.0, gt=0, le=86400)
     line_idle_minutes: float = Field(default=15.0, gt=0, le=1440)
     # The longest an operator may shelve an alarm for.
     shelve_max_minutes: int = Field(default=480, ge=1, le=10080)

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from linectl.device_report import placed_devices
-from linectl.i18n import N_
 
 if TYPE_CHECKING:
     from linectl.site import Site
@@ -31,7 +30,8 @@ if TYPE_CHECKING:
 class Condition:
     kind: str
     key: str
-    # An English msgid with %(name)s fields (`params`): translated where shown.
+    # For people and the registry, in English like the log; the console shows the
+    # condition's translated name (linectl.http.alarm_words) beside it.
     message: str
     line: str | None = None
     station: str | None = None
@@ -53,8 +53,9 @@ def devices_down(site: Site) -> Iterator[Condition]:
         yield Condition(
             "device_down",
             f"device_down:{dev}",
-            N_("Device %(device)s does not answer: %(error)s")
-            % {"device": dev, "error": driver.health.last_error or "?"},
+            "Device {device} does not answer: {error}".format(
+                device=dev, error=driver.health.last_error or "?"
+            ),
             placed.line,
             placed.station,
             dev,
@@ -70,8 +71,9 @@ def stations_blocked(site: Site) -> Iterator[Condition]:
                 yield Condition(
                     "station_blocked",
                     f"station_blocked:{ln.id}:{st}",
-                    N_("Station %(station)s of line %(line)s is blocked (%(plate)s)")
-                    % {"station": st, "line": ln.id, "plate": slot.plate or "-"},
+                    "Station {station} of line {line} is blocked ({plate})".format(
+                        station=st, line=ln.id, plate=slot.plate or "-"
+                    ),
                     ln.id,
                     st,
                     token=slot.inspection_id or "",
@@ -88,8 +90,7 @@ def lines_idle(site: Site) -> Iterator[Condition]:
         yield Condition(
             "line_idle",
             f"line_idle:{ln.id}",
-            N_("Line %(line)s calls no vehicle while %(n)s wait")
-            % {"line": ln.id, "n": len(waiting)},
+            f"Line {ln.id} calls no vehicle while {len(waiting)} wait",
             ln.id,
             token=waiting[0].inspection_id,
         )
@@ -102,8 +103,9 @@ def storage_low(site: Site) -> Iterator[Condition]:
         yield Condition(
             "disk_low",
             "disk_low",
-            N_("Database storage: %(state)s: %(message)s")
-            % {"state": state, "message": site.storage.message or ""},
+            "Database storage: {state}: {message}".format(
+                state=state, message=site.storage.message or ""
+            ),
         )
 
 
@@ -113,8 +115,7 @@ def outbox_stale(oldest: datetime | None, now: datetime, minutes: float) -> Iter
         yield Condition(
             "outbox_stale",
             "outbox_stale",
-            N_("Results wait in the outbox for %(minutes)s minutes")
-            % {"minutes": int((now - oldest).total_seconds() // 60)},
+            f"Results wait in the outbox for {int((now - oldest).total_seconds() // 60)} minutes",
         )
 
 

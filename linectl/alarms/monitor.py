@@ -98,6 +98,8 @@ class AlarmMonitor:
             "top": first.to_json() if first else None,
             "sound": min(sounding, key=lambda p: p.rank).value if sounding else None,
             "flood": self.flood,
+            "flood_count": self.cfg.flood_count,
+            "flood_minutes": self.cfg.flood_window_minutes,
         }
 
     # --- the task ---------------------------------------------------------------------

@@ -37,7 +37,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linectl import __version__
-from linectl.http import api, board, console, pages, retest, sse
+from linectl.http import alarms, api, board, console, pages, retest, sse
 from linectl.http.auth import HttpError, NotSignedIn
 from linectl.http.board import BoardHub
 from linectl.http.lang import ConsoleTemplates
@@ -56,7 +56,15 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
-ROUTERS = [api.router, sse.router, board.router, console.router, retest.router, pages.router]
+ROUTERS = [
+    api.router,
+    sse.router,
+    board.router,
+    console.router,
+    retest.router,
+    alarms.router,
+    pages.router,
+]
 
 
 @dataclass(frozen=True)

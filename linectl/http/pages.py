@@ -38,6 +38,7 @@ router = APIRouter()
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    from linectl.http.alarms import banner_context  # every page shows the alarm banner
     from linectl.http.board import rights  # the board module renders with these too
 
     templates: ConsoleTemplates = request.app.state.templates
@@ -46,6 +47,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("can", rights(actor) if actor is not None else {})
     context.setdefault("csrf_token", csrf_token(request))
     context.setdefault("page", "")
+    for name, value in banner_context(request, actor).items():
+        context.setdefault(name, value)
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     context.setdefault("here", here)
     context["request"] = request

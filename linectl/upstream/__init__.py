@@ -31,7 +31,6 @@ import aiomqtt
 
 from linectl.alarms.conditions import Condition
 from linectl.config import MqttConfig
-from linectl.i18n import N_
 from linectl.upstream.connection import Backoff, ConnectParams, Link, connect_params
 from linectl.upstream.intake import Intake
 from linectl.upstream.publisher import OUTBOX_POLL_S, Publisher
@@ -119,7 +118,8 @@ class Upstream:
             Condition(
                 "mqtt_down",
                 "mqtt_down",
-                N_("No connection to the MQTT broker at %(where)s: %(error)s")
-                % {"where": where, "error": self.link.last_error or "connecting"},
+                "No connection to the MQTT broker at {where}: {error}".format(
+                    where=where, error=self.link.last_error or "connecting"
+                ),
             )
         ]
