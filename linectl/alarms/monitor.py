@@ -62,11 +62,12 @@ class AlarmMonitor:
         self.clock = site.clock
         self.store = site.store
         self.every_s = every_s
+        self.outbox_every_s = OUTBOX_EVERY_S
         self.probes: list[Probe] = []
         self._open: dict[int, Alarm] = {}
         self._seen: dict[str, _Seen] = {}
         self._outbox: list[Condition] = []
-        self._outbox_looked = -OUTBOX_EVERY_S
+        self._outbox_looked = -float("inf")
         self._lock = asyncio.Lock()
         self.flood = False
         self.loaded = asyncio.Event()
@@ -145,7 +146,7 @@ class AlarmMonitor:
 
     async def _outbox_conditions(self) -> list[Condition]:
         loop = asyncio.get_running_loop()
-        if loop.time() - self._outbox_looked >= OUTBOX_EVERY_S:
+        if loop.time() - self._outbox_looked >= self.outbox_every_s:
             self._outbox_looked = loop.time()
             oldest = await self.store.oldest_pending_at()
             wall = self.clock.wall()
