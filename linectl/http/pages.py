@@ -47,8 +47,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("can", rights(actor) if actor is not None else {})
     context.setdefault("csrf_token", csrf_token(request))
     context.setdefault("page", "")
-    for name, value in banner_context(request, actor).items():
-        context.setdefault(name, value)
+    if "alarm_summary" not in context:  # render_async reads it on the loop
+        context.update(banner_context(request, actor))
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     context.setdefault("here", here)
     context["request"] = request
@@ -62,6 +62,11 @@ async def render_async(
     """`render` in a worker thread: for pages with plots or long tables, so the event
     loop of a running line never waits on a template. The context is read first, on
     the loop; the thread only formats it."""
+    from linectl.http.alarms import banner_context
+
+    # The alarm monitor's state belongs to the loop: read here, not in the thread.
+    actor = getattr(request.state, "actor", None)
+    context = {**banner_context(request, actor), **context}
     return await asyncio.to_thread(render, request, template, status_code, **context)
 
 
