@@ -26,7 +26,8 @@ them, so a sped-up simulation reports simulated rates.
   series per state, 1 for the current one);
 - the site: `linectl_outbox_backlog` (results not yet acknowledged by the
   broker), `linectl_mqtt_connected` per broker link (absent without
-  `[mqtt]`), `linectl_site_info`, and the process's own figures
+  `[mqtt]`), `linectl_alarms` (open alarms by priority and state) and
+  `linectl_alarm_flood` (1 in an alarm flood), `linectl_site_info`, and the process's own figures
   (`linectl_process_*`).
 """
 
@@ -84,6 +85,21 @@ class SiteCollector:
             "linectl_outbox_backlog",
             "Results in the outbox not yet acknowledged by the broker.",
             value=self.outbox_backlog,
+        )
+        alarms = GaugeMetricFamily(
+            "linectl_alarms", "Open alarms (linectl.alarms).", labels=["priority", "state"]
+        )
+        counts: dict[tuple[str, str], int] = {}
+        for a in self.site.alarms.open_alarms():
+            key = (str(a.priority), str(a.state))
+            counts[key] = counts.get(key, 0) + 1
+        for (priority, state), n in sorted(counts.items()):
+            alarms.add_metric([priority, state], n)
+        yield alarms
+        yield GaugeMetricFamily(
+            "linectl_alarm_flood",
+            "1 while more alarms were raised in the flood window than the site allows.",
+            value=1 if self.site.alarms.flood else 0,
         )
         if self.upstream is not None:
             mqtt = GaugeMetricFamily(

@@ -241,6 +241,9 @@ async def test_a_flood_is_told_and_the_top_alarms_count_the_bad_actors(world: Wo
         assert summary["top"]["kind"] == "device_down"
         async with world.api.client("viewer") as c:
             top = (await c.get("/api/alarms/top")).json()
+            metrics = (await c.get("/metrics")).text
+        assert "linectl_alarm_flood 1.0" in metrics
+        assert 'linectl_alarms{priority="high",state="unacked"} 2.0' in metrics
         counts = {t["key"]: t["count"] for t in top}
         assert counts[f"device_down:{GAS}"] >= 4 and counts[f"device_down:{SMOKE}"] >= 3
         assert top[0]["key"] == f"device_down:{GAS}"
