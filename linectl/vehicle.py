@@ -204,7 +204,9 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
 
     axles = _int(obj, "axles", prefix, "invalid_axles")
     if not 2 <= axles <= 6:
-        raise InvalidField("invalid_axles", f"{prefix}.axles", f"axles must be 2..6, got {axles}")
+        raise InvalidField(
+            "invalid_axles", f"{prefix}.axles", f"axles must be 2..6, got {shown(axles)}"
+        )
 
     pa = obj.get("parking_axles", [])
     if not isinstance(pa, list) or any(isinstance(a, bool) or not isinstance(a, int) for a in pa):
@@ -218,7 +220,7 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
         raise InvalidField(
             "invalid_parking_axles",
             f"{prefix}.parking_axles",
-            f"parking axle(s) {outside} outside the vehicle's axles 1..{axles}",
+            f"parking axle(s) {', '.join(shown(a, 12) for a in outside[:4])}{', ...' if len(outside) > 4 else ''} outside the vehicle's axles 1..{axles}",
         )
     if len(set(pa)) != len(pa):
         raise InvalidField(
@@ -251,7 +253,7 @@ def parse_vehicle(obj: Any, prefix: str = "vehicle") -> Vehicle:
         raise InvalidField(
             "invalid_headlamp_system",
             f"{prefix}.headlamp_system",
-            f"headlamp system must be 2 or 4 lamps, got {hs}",
+            f"headlamp system must be 2 or 4 lamps, got {shown(hs)}",
         )
 
     speed = obj.get("max_design_speed_kmh", 120)
