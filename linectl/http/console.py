@@ -141,6 +141,7 @@ async def inspection(request: Request, actor: PageActor, inspection_id: str) -> 
         attempts=view.record.attempts,
         revisions=view.revisions,
         retest=offer,
+        story=view.story,
         finished=str(view.record.state) in ("completed", "aborted"),
     )
 

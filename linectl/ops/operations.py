@@ -153,11 +153,12 @@ class Operations(AlarmOps):
         if not 1 <= limit <= LIST_MAX:
             raise Invalid("limit", f"limit must be 1..{LIST_MAX}")
         rows = await self.store.list_inspections(
-            limit=limit, plate=plate, vin=vin, verdict=verdict, since=self._since(since)
+            limit=limit, plate=plate, vin=vin, verdict=verdict, since=self.parse_time(since)
         )
         return [r.to_json() for r in rows]
 
-    def _since(self, since: str | datetime | None) -> datetime | None:
+    def parse_time(self, since: str | datetime | None) -> datetime | None:
+        """A date or ISO 8601 time given as a filter; one without zone is the site's."""
         if since is None or isinstance(since, datetime):
             return since
         try:

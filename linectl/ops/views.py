@@ -12,7 +12,7 @@ Nothing here names or chooses a proxy driver: the pool is shown as it is.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from linectl.items import InspectionVerdict
 from linectl.ops.actor import Action, Actor
 from linectl.ops.errors import Invalid, Unknown
 from linectl.ops.operations import Operations
+from linectl.ops.story import Step, story
 from linectl.report.model import Report, build_report
 from linectl.report.published import verification_code
 from linectl.scheduler.line import LineRunner
@@ -40,6 +41,7 @@ class InspectionPage:
     # linectl.store.published.revision_history, each with its verification code and
     # `published_at` as a datetime
     revisions: list[dict[str, Any]]
+    story: list[Step] = field(default_factory=list)  # what happened, by whom (linectl.ops.story)
 
 
 class Views:
@@ -188,9 +190,10 @@ class Views:
 
         try:
             # Its own thread: the curves are unpacked and laid out off the event loop.
-            return await asyncio.to_thread(read)
+            page = await asyncio.to_thread(read)
         except NotFound:
             raise Unknown(f"no inspection {inspection_id}") from None
+        return replace(page, story=await story(self.ops, actor, page.record))
 
     # --- the account's language -----------------------------------------------------
 

@@ -78,10 +78,15 @@ class DrawStore(StoreBase):
 
         return self._write_retrying(work)
 
-    def draws(self, line: str | None = None) -> list[DrawRecord]:
+    def draws(
+        self, line: str | None = None, *, inspection_id: str | None = None
+    ) -> list[DrawRecord]:
+        """The draws in seq order: all, one line's, or one inspection's (each visit's)."""
         q = select(Draw).order_by(Draw.seq)
         if line is not None:
             q = q.where(Draw.line == line)
+        if inspection_id is not None:
+            q = q.where(Draw.inspection_id == inspection_id)
         with self._errors(), self._read() as s:
             return [draw_record(r) for r in s.scalars(q)]
 

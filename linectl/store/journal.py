@@ -178,10 +178,13 @@ class JournalStore(StoreBase):
         before_seq: int | None = None,
         user: str | None = None,
         target: str | None = None,
+        targets: list[str] | None = None,
         action: str | None = None,
         since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[JournalRecord]:
-        """Entries newest first, optionally one person's, one target's or one action's."""
+        """Entries newest first, optionally one person's, one target's (or any of
+        `targets`), one action's, from `since` and before `until`."""
         q = select(JournalEntry).order_by(JournalEntry.seq.desc())
         if before_seq is not None:
             q = q.where(JournalEntry.seq < before_seq)
@@ -189,10 +192,14 @@ class JournalStore(StoreBase):
             q = q.where(JournalEntry.user_name == user)
         if target is not None:
             q = q.where(JournalEntry.target == target)
+        if targets is not None:
+            q = q.where(JournalEntry.target.in_(targets))
         if action is not None:
             q = q.where(JournalEntry.action == action)
         if since is not None:
             q = q.where(JournalEntry.at >= since)
+        if until is not None:
+            q = q.where(JournalEntry.at < until)
         with self._errors(), self._read() as s:
             return [_record(r) for r in s.scalars(q.limit(limit))]
 
