@@ -170,6 +170,7 @@ async def test_register_by_form_watch_the_line_and_find_the_curves(
 async def test_abort_a_vehicle_and_check_a_driver_out(site: tuple[Rig, Api], browser: Any) -> None:
     rig, api = site
     page = await signed_in(browser, api, "operator", "en-US")
+    await page.goto(f"{api.base}/lines/L1")  # level 2: the line with its controls
     reply = await rig.ops.register(TESTER, vehicle_request(2, "鲁C22222"))
     inspection_id = reply["inspection_id"]
     station = page.locator("#line-L1-st-brake")
@@ -203,6 +204,7 @@ async def test_abort_a_vehicle_and_check_a_driver_out(site: tuple[Rig, Api], bro
 async def test_a_viewer_can_do_none_of_it(site: tuple[Rig, Api], browser: Any) -> None:
     rig, api = site
     page = await signed_in(browser, api, "viewer", "en-US")
+    await page.goto(f"{api.base}/lines/L1")
     board = page.locator("#board")
     await expect(board.locator("#line-L1-drivers tr")).to_have_count(4)
     assert await board.locator("form, a.danger, button").count() == 0

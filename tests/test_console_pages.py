@@ -90,11 +90,16 @@ async def test_what_each_role_is_offered_and_refused(console: tuple[Any, Api]) -
     viewer, vcsrf = await api.signed_in("viewer")
     operator, ocsrf = await api.signed_in("operator")
     async with closing(viewer, operator):
-        page = (await viewer.get("/", headers={"Accept-Language": "en"})).text
+        page = (await viewer.get("/lines/L1", headers={"Accept-Language": "en"})).text
         assert 'id="line-L1-queue"' in page and 'id="line-L1-drivers"' in page
         assert "/duty" not in page and "/pause" not in page and "Register a vehicle" not in page
-        page = (await operator.get("/", headers={"Accept-Language": "en"})).text
+        page = (await operator.get("/lines/L1", headers={"Accept-Language": "en"})).text
         assert page.count("/duty") == 4 and "/lines/L1/pause" in page and "/register" in page
+        assert "/lines/L1/control" in page  # nobody holds the line yet: take it
+        # The overview (level 1) offers no control at all, whoever looks.
+        page = (await operator.get("/", headers={"Accept-Language": "en"})).text
+        assert 'id="line-L1-exc"' in page and 'id="line-L1-head"' in page
+        assert '<form class="act"' not in page and "/abort" not in page
         assert "choose" not in (await operator.get("/register")).text.lower().replace(
             "nobody chooses", ""
         )

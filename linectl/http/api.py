@@ -119,6 +119,13 @@ async def resume(request: Request, actor: ActorDep, line_id: str) -> dict[str, A
     return await ops_of(request).resume(actor, line_id, body.get("reason"))
 
 
+@router.get("/lines/{line_id}/control")
+async def control(request: Request, actor: ActorDep, line_id: str) -> dict[str, Any]:
+    """Which console session holds control of the line (linectl.ops.control), if any."""
+    holder = ops_of(request).control_of(actor, line_id)
+    return {"line": line_id, "holder": None if holder is None else holder.to_json()}
+
+
 @router.get("/audit")
 async def audit(
     request: Request, actor: ActorDep, limit: int = 100, before: int | None = None

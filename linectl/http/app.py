@@ -37,7 +37,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from linectl import __version__
-from linectl.http import alarms, api, board, console, journal, pages, retest, sse
+from linectl.http import alarms, api, board, console, journal, levels, pages, retest, sse
 from linectl.http.auth import HttpError, NotSignedIn
 from linectl.http.board import BoardHub
 from linectl.http.lang import ConsoleTemplates
@@ -60,6 +60,7 @@ ROUTERS = [
     api.router,
     sse.router,
     board.router,
+    levels.router,
     console.router,
     retest.router,
     alarms.router,

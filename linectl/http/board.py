@@ -1,4 +1,7 @@
-"""The board (`/`), the page open all day, and its live stream (`/board/events`).
+"""The board's live stream (`/board/events`), behind every level of the console.
+
+The pages (linectl.http.levels: the overview, a line, a station) draw the
+fragments below once; this stream keeps them current.
 
 One `BoardHub` per app listens to the site's event stream once, for every
 browser. When an event changes what the board shows, the hub works out which
@@ -6,14 +9,18 @@ fragments it touches (a line's head, one station, the queue, the proxy-driver
 pool, the finished list), renders each of them once per kind of browser
 (language and rights: an operator's fragment has buttons, a viewer's none),
 keeps only those that changed, and hands the same SSE frame to every browser
-of that kind. A burst of events is rendered once. `live` events (brake
+of that kind. A read-only stream (`?view=ro`: the overview, the wall screen)
+is its own kind, with no controls whatever the role. A burst of events is rendered once. `live` events (brake
 forces, emission readings, lamp results: linectl.stations.live) pass through
 as JSON, encoded once. The browser (static/board.js) swaps fragments by id
 and draws the live values.
 
 A browser that falls behind (its queue of frames full) is told to reload,
 never held onto; a new or reconnected stream first gets every fragment as it
-stands, so a board is right at once, whatever it missed.
+stands, so a board is right at once, whatever it missed. A quiet stream sends
+a `ping` event every heartbeat, which a browser can see (a comment line it
+cannot): a board that hears nothing for a few heartbeats knows its data is
+stale even when the connection has not been seen to drop.
 """
 
 from __future__ import annotations
@@ -29,10 +36,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from linectl.events import Event
-from linectl.http.auth import api_actor, page_actor
+from linectl.http.auth import api_actor
 from linectl.http.lang import ConsoleTemplates, request_lang
 from linectl.ops.actor import Action, Actor
 from linectl.ops.views import Views
@@ -47,16 +54,19 @@ RECENT = 10
 QUEUE_PER_CLIENT = 2000
 WAKE_S = 1.0
 Key = tuple[str, ...]  # ("head", line), ("st", line, station), ("queue", line), ...
+# Per line: head, queue, proxy drivers, exceptions (the overview's), control (who holds it).
+LINE_PARTS = ("head", "queue", "drivers", "exc", "ctl")
 
 
-def rights(actor: Actor) -> dict[str, bool]:
-    """What the console offers this actor; the operations refuse the rest anyway."""
+def rights(actor: Actor, readonly: bool = False) -> dict[str, bool]:
+    """What the console offers this actor; the operations refuse the rest anyway.
+    A read-only view (the overview, the wall screen) offers nothing."""
     return {
-        "register": actor.may(Action.REGISTER),
-        "retest": actor.may(Action.RETEST),
-        "abort": actor.may(Action.ABORT),
-        "duty": actor.may(Action.DUTY),
-        "pause": actor.may(Action.PAUSE) and actor.may(Action.RESUME),
+        "register": actor.may(Action.REGISTER) and not readonly,
+        "retest": actor.may(Action.RETEST) and not readonly,
+        "abort": actor.may(Action.ABORT) and not readonly,
+        "duty": actor.may(Action.DUTY) and not readonly,
+        "pause": actor.may(Action.PAUSE) and actor.may(Action.RESUME) and not readonly,
     }
 
 
@@ -68,8 +78,8 @@ class Variant:
     can: tuple[tuple[str, bool], ...]
 
     @classmethod
-    def of(cls, actor: Actor, lang: str) -> Variant:
-        return cls(lang, tuple(sorted(rights(actor).items())))
+    def of(cls, actor: Actor, lang: str, readonly: bool = False) -> Variant:
+        return cls(lang, tuple(sorted(rights(actor, readonly).items())))
 
 
 def sse(event: str, data: dict[str, Any]) -> str:
@@ -207,12 +217,14 @@ class BoardHub:
         line, station = ev.line or "", str(ev.data.get("station") or "")
         t = ev.type
         if t == "line_status":
-            return {("head", line), ("queue", line), ("drivers", line)} | {
+            return {(part, line) for part in LINE_PARTS} | {
                 ("st", line, s.procedure.id) for s in self._line(line).slots
             }
+        if t == "control":
+            return {("ctl", line)}
         if t == "station_started":
             self.judged[(line, station)] = (ev.inspection_id, [])
-            return {("st", line, station)}
+            return {("st", line, station), ("exc", line)}
         if t == "item_judged":
             owner, items = self.judged.get((line, station), (ev.inspection_id, []))
             if owner != ev.inspection_id:
@@ -221,11 +233,11 @@ class BoardHub:
             self.judged[(line, station)] = (owner, items)
             return {("st", line, station)}
         if t in ("prompt", "station_finished"):
-            return {("st", line, station)}
+            return {("st", line, station), ("exc", line)}
         if t == "queued":
-            return {("queue", line)}
+            return {("queue", line), ("exc", line)}
         if t == "driver_assigned":
-            return {("drivers", line), ("queue", line)}
+            return {("drivers", line), ("queue", line), ("exc", line)}
         if t in ("completed", "aborted"):
             return {("head", line), ("queue", line), ("recent",)}
         return set()
@@ -241,7 +253,7 @@ class BoardHub:
     def all_keys(self) -> set[Key]:
         keys: set[Key] = {("recent",)}
         for ln in self.site.lines:
-            keys |= {("head", ln.id), ("queue", ln.id), ("drivers", ln.id)}
+            keys |= {(part, ln.id) for part in LINE_PARTS}
             keys |= {("st", ln.id, s.procedure.id) for s in ln.slots}
         return keys
 
@@ -259,6 +271,10 @@ class BoardHub:
             st = next(s for s in ln["stations"] if s["id"] == key[2])
             judged = self.judged_at(key[1], st)
             return str(macro(lang, "_board.html", "station")(key[1], st, judged, can, ""))
+        if key[0] == "exc":
+            return str(macro(lang, "_board.html", "exceptions")(ln))
+        if key[0] == "ctl":
+            return str(macro(lang, "_board.html", "control")(ln, can, ""))
         return str(macro(lang, "_board.html", key[0])(ln, can, ""))
 
     def _publish(self, dirty: set[Key], seq: int = 0) -> None:
@@ -288,9 +304,9 @@ class BoardHub:
 
     # --- browsers -----------------------------------------------------------------------
 
-    def connect(self, actor: Actor, lang: str) -> Client:
+    def connect(self, actor: Actor, lang: str, readonly: bool = False) -> Client:
         """A new stream: it starts with every fragment as it stands."""
-        variant = Variant.of(actor, lang)
+        variant = Variant.of(actor, lang, readonly)
         client = Client(variant, actor)
         if not self._clients.get(variant):
             self._html.pop(variant, None)
@@ -319,33 +335,16 @@ def hub_of(request: Request) -> BoardHub:
     return hub
 
 
-@router.get("/", name="home")
-async def board(request: Request, actor: Annotated[Actor, Depends(page_actor)]) -> Response:
-    from linectl.http.pages import render_async  # pages imports the routers' helpers
-
-    hub = hub_of(request)
-    await hub.ready()
-    return await render_async(
-        request,
-        "board.html",
-        page="board",
-        lines=hub.views.board(actor),
-        today=hub.today,
-        recent=list(hub.recent),
-        judged=hub.judged_at,
-        now=hub.site.clock.wall(),
-    )
-
-
 @router.get("/board/events")
 async def board_events(
-    request: Request, actor: Annotated[Actor, Depends(api_actor)]
+    request: Request, actor: Annotated[Actor, Depends(api_actor)], view: str = ""
 ) -> StreamingResponse:
-    """The board's fragments and live values as server-sent events."""
+    """The board's fragments and live values as server-sent events; `view=ro`: the
+    read-only kind (no controls whatever the role)."""
     hub = hub_of(request)
     hub.views.ops.allow(actor, Action.READ)
     await hub.ready()
-    client = hub.connect(actor, request_lang(request))
+    client = hub.connect(actor, request_lang(request), readonly=view == "ro")
     state = request.app.state
     heartbeat_s: float = state.settings.heartbeat_s
     stopping: asyncio.Event = state.stopping
@@ -365,7 +364,8 @@ async def board_events(
                 except TimeoutError:
                     if loop.time() - quiet_since >= heartbeat_s:
                         quiet_since = loop.time()
-                        yield ": keep-alive\n\n"
+                        now = int(hub.site.clock.wall().timestamp() * 1000)
+                        yield sse("ping", {"now": now})
                     continue
                 # Whatever else is waiting goes in the same write.
                 frames = [frame]

@@ -8,7 +8,8 @@ registration form (`/register`) and the abort confirmation
 (`/inspections/{id}/abort`). The retest form is linectl.http.retest.
 
 Forms post to `/register`, `/inspections/{id}/abort`, `/drivers/{id}/duty`,
-`/lines/{id}/pause|resume` and `/language`, each with the session's CSRF
+`/lines/{id}/pause|resume`, `/lines/{id}/control` (take control, or take it
+over with a reason), `/lines/{id}/control/release` and `/language`, each with the session's CSRF
 token (linectl.http.auth.checked_form), each one call of the operations
 layer: the same rights, validation and journal as the API and MQTT. A form
 that succeeds redirects (303) to where it came from (`next`, a path on this
@@ -232,6 +233,27 @@ async def _pause_or_resume(
     except (OpError, HttpError) as e:
         return refused(request, e)
     return done(str(form.get("next") or "/"))
+
+
+@router.post("/lines/{line_id}/control")
+async def take_control(request: Request, actor: PageActor, line_id: str) -> Response:
+    """Take control of a line; from another session, with a reason (linectl.ops.control)."""
+    try:
+        form = await checked_form(request)
+        await ops_of(request).take_control(actor, line_id, form.get("reason") or None)
+    except (OpError, HttpError) as e:
+        return refused(request, e)
+    return done(str(form.get("next") or f"/lines/{line_id}"))
+
+
+@router.post("/lines/{line_id}/control/release")
+async def release_control(request: Request, actor: PageActor, line_id: str) -> Response:
+    try:
+        form = await checked_form(request)
+        await ops_of(request).release_control(actor, line_id)
+    except (OpError, HttpError) as e:
+        return refused(request, e)
+    return done(str(form.get("next") or f"/lines/{line_id}"))
 
 
 # --- the account's language ------------------------------------------------------------------

@@ -3,7 +3,10 @@
 `render()` is how every page is drawn, in the request's language
 (linectl.http.lang): the template gets `request`, the signed-in `actor`, what
 it may do (`can`), `csrf_token` (for forms and the `<meta>` read by scripts),
-`here` (the page's own path, to come back to) and whatever the page adds. The sign-in form is protected by a double-submit
+`here` (the page's own path, to come back to), `kiosk` and `readonly` (the
+wall screen's `?kiosk=1`, and pages that offer no control), `expires_ms` and
+`server_now_ms` (for the warning before the session ends) and whatever the
+page adds. The sign-in form is protected by a double-submit
 token (a SameSite=Strict cookie that a form posted from another site cannot
 send); after sign-in, forms carry the session's own CSRF token.
 """
@@ -12,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from linectl.http.auth import (
     CSRF_FIELD,
@@ -44,7 +48,17 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     templates: ConsoleTemplates = request.app.state.templates
     actor = getattr(request.state, "actor", None)
     context.setdefault("actor", actor)
-    context.setdefault("can", rights(actor) if actor is not None else {})
+    # The wall screen (`?kiosk=1`): no menu, no controls, large type, whoever signed in.
+    kiosk = request.query_params.get("kiosk") == "1"
+    context.setdefault("kiosk", kiosk)
+    readonly = bool(context.get("readonly")) or kiosk
+    context["readonly"] = readonly
+    context.setdefault("can", rights(actor, readonly) if actor is not None else {})
+    # For the warning before the session ends: when it ends, and the server's now.
+    expires = getattr(actor, "expires_at", None)
+    context.setdefault("expires_ms", 0 if expires is None else int(expires.timestamp() * 1000))
+    context.setdefault("server_now_ms", int(time.time() * 1000))
+    context.setdefault("site_lines", [ln.id for ln in request.app.state.ops.site.lines])
     context.setdefault("csrf_token", csrf_token(request))
     context.setdefault("page", "")
     if "alarm_summary" not in context:  # render_async reads it on the loop
@@ -136,9 +150,30 @@ async def login(request: Request) -> Response:
     return response
 
 
+@router.post("/session/renew")
+async def renew(request: Request, actor: Annotated[Actor, Depends(page_actor)]) -> Response:
+    """ "Stay signed in": the session's idle time starts again (never past its maximum
+    age); answers when it now ends, for the page's warning."""
+    try:
+        await checked_form(request)
+    except HttpError as e:
+        return JSONResponse({"error": {"code": e.code, "message": e.message}}, e.status)
+    renewed = await authenticator(request).renew(
+        request.cookies.get(SESSION_COOKIE, ""), client_address(request)
+    )
+    expires = renewed.expires_at if renewed is not None else None
+    return JSONResponse(
+        {
+            "expires_ms": 0 if expires is None else int(expires.timestamp() * 1000),
+            "server_now_ms": int(time.time() * 1000),
+        }
+    )
+
+
 @router.post("/logout", name="logout")
 async def logout(request: Request, actor: Annotated[Actor, Depends(page_actor)]) -> Response:
     await checked_form(request)
+    await request.app.state.ops.signed_out(actor)  # the lines it held are free
     await authenticator(request).logout(actor)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")

@@ -204,6 +204,19 @@ class Authenticator:
             await self.store.touch_session(rec.id, now, expires)
         return _actor(rec.account, Terminal("http", address, rec.id), expires)
 
+    async def renew(self, secret: str, address: str | None) -> Actor | None:
+        """A live session's idle expiry moved on now (asked for: "stay signed in"),
+        never past its maximum age; its actor, else None."""
+        if not secret or len(secret) > 256:
+            return None
+        rec = await self.store.session_by_secret(secret_hash(secret))
+        now = self.now()
+        if rec is None or not rec.live(now):
+            return None
+        expires = min(now + self.policy.idle, rec.max_expires_at)
+        await self.store.touch_session(rec.id, now, expires)
+        return _actor(rec.account, Terminal("http", address, rec.id), expires)
+
     async def logout(self, actor: Actor) -> None:
         if actor.terminal.session is None:
             return

@@ -31,6 +31,7 @@ from linectl.i18n import LOCALES
 from linectl.items import InspectionVerdict
 from linectl.ops.actor import Action, Actor
 from linectl.ops.alarms import AlarmOps
+from linectl.ops.control import ControlDesk, Holder, console_session
 from linectl.ops.errors import Conflict, Forbidden, Invalid, Unknown
 from linectl.ops.retest import (
     first_result_at,
@@ -88,6 +89,8 @@ class Operations(AlarmOps):
         # Told of every accepted registration before its vehicle is queued (the
         # demo's simulated world learns which vehicle it is to drive).
         self.on_accept: list[Callable[[Registration], None]] = []
+        # Which console session acts on each line now (linectl.ops.control).
+        self.control = ControlDesk()
 
     # --- rights and the journal ---------------------------------------------------
 
@@ -380,6 +383,7 @@ class Operations(AlarmOps):
             if rec.state in FINISHED:
                 raise Conflict(f"inspection {inspection_id} is already {rec.state}")
             line = self._line_of(rec.line, inspection_id)
+            await self._in_control(actor, line.id)
             try:
                 where = await line.abort(inspection_id, text)
             except NotAbortable as e:
@@ -423,6 +427,7 @@ class Operations(AlarmOps):
                 line = self.site.proxy_driver_line(driver_id)
             except KeyError:
                 raise Unknown(f"no proxy driver {driver_id}") from None
+            await self._in_control(actor, line.id)
             d = line.pool.drivers[driver_id]
             before = d.state
             try:
@@ -468,7 +473,8 @@ class Operations(AlarmOps):
                 line = self.site.line(line_id)
             except KeyError:
                 raise Unknown(f"no line {line_id}") from None
-        except Invalid as e:
+            await self._in_control(actor, line.id)
+        except (Invalid, Conflict) as e:
             await self.record(
                 actor,
                 str(action),
@@ -486,3 +492,92 @@ class Operations(AlarmOps):
             changes={"paused": {"from": not pause, "to": pause}} if changed else {},
         )
         return {"line": line.id, "paused": line.paused, "changed": changed}
+
+    # --- control of a line (linectl.ops.control) ------------------------------------
+
+    def control_of(self, actor: Actor, line_id: str) -> Holder | None:
+        """Who holds `line_id` now (None: nobody)."""
+        self.allow(actor, Action.READ)
+        self.site_line(line_id)
+        return self.control.holder(line_id)
+
+    def site_line(self, line_id: str) -> LineRunner:
+        try:
+            return self.site.line(line_id)
+        except KeyError:
+            raise Unknown(f"no line {line_id}") from None
+
+    async def _in_control(self, actor: Actor, line_id: str) -> None:
+        """Refuse (409 `controlled`) an action on a line another console session
+        holds; a console session acting on a free line takes it."""
+        other = self.control.held_by_other(actor, line_id)
+        if other is not None:
+            raise Conflict(
+                f"line {line_id} is controlled by {other.user} (session {other.session}, "
+                f"since {utc_iso(other.since)}): take control, with a reason, first",
+                "controlled",
+            )
+        if console_session(actor) is None:
+            return
+        before, after = self.control.take(actor, line_id)
+        if before is None:
+            await self._control_changed(actor, line_id, None, after, None)
+
+    async def _control_changed(
+        self,
+        actor: Actor,
+        line_id: str,
+        before: Holder | None,
+        after: Holder | None,
+        reason: str | None,
+    ) -> None:
+        def who(h: Holder | None) -> dict[str, Any] | None:
+            return None if h is None else {"user": h.user, "session": h.session}
+
+        await self.record(
+            actor,
+            "control",
+            target=f"line:{line_id}",
+            reason=reason,
+            changes={"holder": {"from": who(before), "to": who(after)}},
+        )
+        self.site.events.publish("control", self.clock.wall(), line=line_id, holder=who(after))
+
+    async def take_control(self, actor: Actor, line_id: str, reason: Any = None) -> dict[str, Any]:
+        """The actor's console session holds `line_id` from now on. Taking it from
+        another session needs a reason; both are journalled."""
+        target = f"line:{line_id}"
+        await self._check(actor, Action.PAUSE, target)
+        try:
+            self.site_line(line_id)
+            if console_session(actor) is None:
+                raise Conflict("only a console session holds control of a line", "no_session")
+            other = self.control.held_by_other(actor, line_id)
+            text = clean_reason(reason, required=other is not None)
+        except (Invalid, Conflict) as e:
+            await self.record(
+                actor, "control", outcome="refused", target=target, changes={"error": e.as_error()}
+            )
+            raise
+        before, after = self.control.take(actor, line_id)
+        if before is None or before.session != after.session:
+            await self._control_changed(actor, line_id, before, after, text)
+        return {"line": line_id, "holder": after.to_json()}
+
+    async def release_control(self, actor: Actor, line_id: str) -> dict[str, Any]:
+        """Give up control of `line_id` if the actor's session holds it."""
+        self.allow(actor, Action.READ)
+        self.site_line(line_id)
+        released = self.control.release(actor, line_id)
+        if released is not None:
+            await self._control_changed(actor, line_id, released, None, None)
+        return {"line": line_id, "holder": None}
+
+    async def signed_out(self, actor: Actor) -> None:
+        """The actor's session ended: the lines it held are free (journalled)."""
+        session = console_session(actor)
+        if session is None:
+            return
+        for line_id in self.control.release_session(session):
+            holder = Holder(actor.name, str(actor.role), session, None, self.clock.wall(), None)
+            await self._control_changed(actor, line_id, holder, None, "signed out")

@@ -34,6 +34,28 @@ RATE_WINDOW_S = 3600.0  # the board's rate: vehicles over the last hour (clock t
 RATE_AFTER_S = 600.0  # no rate before the line has run this long: a few cars say nothing
 
 
+def exceptions(line: dict[str, Any]) -> list[dict[str, Any]]:
+    """What on a line is not as it should be, for the overview that shows only that:
+    the line paused, its I/O or a station's device not answering, a station
+    blocked, vehicles waiting with no proxy driver on duty. Empty: all normal."""
+    found: list[dict[str, Any]] = []
+    if line["paused"]:
+        found.append({"kind": "paused"})
+    io_id, io_ok = line["io"]
+    if not io_ok:
+        found.append({"kind": "device_down", "device": io_id, "station": None})
+    for st in line["stations"]:
+        for dev, ok in st["devices"]:
+            if not ok:
+                found.append({"kind": "device_down", "device": dev, "station": st["id"]})
+        if st["state"] == "blocked":
+            found.append({"kind": "blocked", "station": st["id"], "plate": st["plate"]})
+    on_duty = [d for d in line["drivers"] if d["state"] not in ("off_duty", "break")]
+    if line["queue"] and not on_duty:
+        found.append({"kind": "no_driver", "waiting": len(line["queue"])})
+    return found
+
+
 @dataclass(frozen=True)
 class InspectionPage:
     report: Report  # items with their values, limits and plots (linectl.report)
@@ -102,7 +124,7 @@ class Views:
         if ran >= RATE_AFTER_S:
             window = min(RATE_WINDOW_S, ran)
             rate = round(sum(1 for t in done if t > now - window) / window * 3600, 1)
-        return {
+        shown = {
             "id": ln.id,
             "paused": ln.paused,
             "io": (ln.io.id, ln.io.health.ok),
@@ -113,7 +135,10 @@ class Views:
             "bound_per_hour": figures["bound_per_hour"],
             "limited_by": figures["limited_by"],
             "now": wall,
+            "control": self.ops.control.holder(ln.id),
         }
+        shown["exceptions"] = exceptions(shown)
+        return shown
 
     def midnight(self) -> datetime:
         """The start of the site's day, by the site clock in the site's time zone."""

@@ -1,8 +1,12 @@
 /* The board: fragments and live values from /board/events (server-sent events).
  * `frag` events replace an element by id with HTML the server rendered once for
  * every browser of this language and role; `live` events carry a station's live
- * values (brake forces, emission readings, lamp results), drawn here. When the
- * stream drops, the board says how old its data is until it is back. */
+ * values (brake forces, emission readings, lamp results), drawn here, against the
+ * limit bands where the page gives them (level 3: data-bands). When the stream
+ * drops, or says nothing for three heartbeats (the server sends a `ping` each),
+ * the board says how old its data is, greys it out and reconnects until it is
+ * back; old values are never shown as live. A read-only page (the overview, the
+ * wall screen) asks for the fragments without controls. */
 "use strict";
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
@@ -13,6 +17,8 @@
   let syncedAt = performance.now();
   let lastMessage = Date.now();
   let connected = false;
+  const heartbeat = parseInt(board.dataset.heartbeat || "15000", 10) || 15000;
+  const loadedAt = Date.now();
 
   function siteNow() { return siteMs + (performance.now() - syncedAt) * scale; }
   function sync(ms) { if (ms) { siteMs = ms; syncedAt = performance.now(); } }
@@ -22,23 +28,32 @@
   // --- connection and clock -------------------------------------------------------------
   const conn = document.getElementById("conn");
   const clock = document.getElementById("clock");
+  const notice = document.getElementById("stale-notice");
   function showConn() {
-    if (!conn) return;
-    const text = conn.querySelector(".conn-text");
-    if (connected) {
-      conn.dataset.state = "live";
-      conn.querySelector("b").textContent = "●";
-      text.textContent = board.dataset.tLive;
-    } else {
-      conn.dataset.state = "stale";
-      conn.querySelector("b").textContent = "⚠";
-      const at = new Date(lastMessage);
-      text.textContent = fmt(board.dataset.tStale, {
-        t: pad(at.getHours()) + ":" + pad(at.getMinutes()) + ":" + pad(at.getSeconds()),
-        age: Math.round((Date.now() - lastMessage) / 1000),
-      });
+    const at = new Date(lastMessage);
+    const args = {
+      t: pad(at.getHours()) + ":" + pad(at.getMinutes()) + ":" + pad(at.getSeconds()),
+      age: Math.round((Date.now() - lastMessage) / 1000),
+    };
+    if (conn) {
+      const text = conn.querySelector(".conn-text");
+      if (connected) {
+        conn.dataset.state = "live";
+        conn.querySelector("b").textContent = "●";
+        text.textContent = board.dataset.tLive;
+      } else {
+        conn.dataset.state = "stale";
+        conn.querySelector("b").textContent = "⚠";
+        text.textContent = fmt(board.dataset.tStale, args);
+      }
     }
-    document.body.classList.toggle("stale", !connected);
+    // The first second of a page is its own render, not stale data.
+    const stale = !connected && Date.now() - loadedAt > 1000;
+    if (notice) {
+      notice.hidden = !stale;
+      if (stale) notice.textContent = "⚠ " + fmt(board.dataset.tStaleLong, args);
+    }
+    document.body.classList.toggle("stale", stale);
   }
   function tick() {
     const now = siteNow();
@@ -50,6 +65,12 @@
       const s = Math.max(0, Math.floor((now - parseInt(el.dataset.since, 10)) / 1000));
       el.textContent = Math.floor(s / 60) + ":" + pad(s % 60);
     });
+    if (connected && Date.now() - lastMessage > 3 * heartbeat) {
+      // Nothing, not even a ping, for three heartbeats: a stream that is gone
+      // without the browser seeing it close. Say so, and open a new one.
+      connected = false;
+      reconnect();
+    }
     if (!connected) showConn();
   }
   setInterval(tick, 500);
@@ -64,6 +85,7 @@
     if (!el) return;
     old.replaceWith(el);
     if (window.linectl) window.linectl.fillCsrf(el);
+    if (el.classList.contains("control")) markMine(el);
     if (el.classList.contains("st-info")) {
       const live = el.parentElement && el.parentElement.querySelector(".live");
       if (live && (el.dataset.state === "free" || live.dataset.inspection !== el.dataset.inspection)) {
@@ -71,6 +93,13 @@
       }
     }
   }
+
+  // Control of a line: the holder's own page offers giving it up, the others taking over.
+  function markMine(el) {
+    const mine = !!el.dataset.session && el.dataset.session === document.body.dataset.session;
+    el.classList.toggle("mine", mine);
+  }
+  document.querySelectorAll(".control").forEach(markMine);
 
   // --- live values ----------------------------------------------------------------------------
   function resetLive(live) {
@@ -84,6 +113,8 @@
     live._trace = null;
     live._lamps = null;
     live._rpm = null;
+    live._gasTrend = null;
+    live._k = null;
   }
   document.querySelectorAll(".live").forEach(function (el) {
     el.dataset.tNone = el.textContent.trim();
@@ -192,6 +223,8 @@
     if (live._rpm.phase !== d.phase) { live._rpm = []; live._rpm.phase = d.phase; }
     live._rpm.push(d.rpm);
     if (live._rpm.length > 60) live._rpm.shift();
+    const bands = live.dataset.bands ? JSON.parse(live.dataset.bands) : null;
+    if (bands && bands.co) gasTrends(live, d, bands);
     const svg = live.querySelector(".spark");
     const top = Math.max(d.band[1] * 1.15, Math.max.apply(null, live._rpm));
     const bottom = Math.min(d.band[0] * 0.8, Math.min.apply(null, live._rpm));
@@ -200,6 +233,43 @@
       el("svg:rect", { x: 0, y: y(d.band[1]), width: W, height: y(d.band[0]) - y(d.band[1]), class: "bandfill" }),
       el("svg:polyline", { class: "rpm", points: live._rpm.map(function (v, i) { return (i * W / 59).toFixed(1) + "," + y(v).toFixed(1); }).join(" ") })
     );
+  }
+
+  // Level 3: CO and HC of this phase as trends, each against its limit (a band up to it).
+  function trend(root, cls, label, unit) {
+    const box = el("div", { class: "trend " + cls });
+    box.appendChild(el("span", { class: "label" }, label + " (" + unit + ")"));
+    box.appendChild(el("svg:svg", { viewBox: "0 0 " + W + " 60", class: "spark", role: "img" }));
+    root.appendChild(box);
+  }
+  function drawTrend(svg, values, limit, limitText) {
+    const top = Math.max(limit * 1.3, Math.max.apply(null, values.concat([0])) * 1.1) || 1;
+    const y = function (v) { return 58 - v / top * 56; };
+    const over = values.length && values[values.length - 1] > limit;
+    svg.replaceChildren(
+      el("svg:rect", { x: 0, y: y(limit), width: W, height: 58 - y(limit), class: "bandfill" }),
+      el("svg:line", { x1: 0, x2: W, y1: y(limit), y2: y(limit), class: "limit" }),
+      el("svg:text", { x: W - 2, y: y(limit) - 2, "text-anchor": "end", class: "limit-text" }, limitText + " " + limit),
+      el("svg:polyline", { class: "value" + (over ? " over" : ""), points: values.map(function (v, i) { return (i * W / 59).toFixed(1) + "," + y(v).toFixed(1); }).join(" ") })
+    );
+    svg.parentElement.dataset.over = over ? "true" : "false";
+  }
+  function gasTrends(live, d, bands) {
+    if (!live._gasTrend || live._gasTrend.phase !== d.phase) {
+      const old = live.querySelector(".trends");
+      if (old) old.remove();
+      const box = el("div", { class: "trends" });
+      trend(box, "t-co", "CO", "%");
+      trend(box, "t-hc", "HC", "ppm");
+      live.appendChild(box);
+      live._gasTrend = { phase: d.phase, co: [], hc: [] };
+    }
+    const t = live._gasTrend;
+    t.co.push(Number(d.co_pct)); t.hc.push(Number(d.hc_ppm));
+    if (t.co.length > 60) { t.co.shift(); t.hc.shift(); }
+    const phase = d.phase === "high_idle" ? "high_idle" : "idle";
+    drawTrend(live.querySelector(".t-co svg"), t.co, bands.co[phase], live.dataset.tLimit);
+    drawTrend(live.querySelector(".t-hc svg"), t.hc, bands.hc[phase], live.dataset.tLimit);
   }
 
   function smoke(live, d) {
@@ -211,6 +281,16 @@
     });
     live.querySelector(".rpm .value").textContent = Math.round(d.rpm);
     live.querySelector(".k .value").textContent = Number(d.k_per_m).toFixed(2);
+    const bands = live.dataset.bands ? JSON.parse(live.dataset.bands) : null;
+    if (bands && bands.k) {
+      if (!live._k) {
+        trend(live, "t-k", "k", "m⁻¹");
+        live._k = [];
+      }
+      live._k.push(Number(d.k_per_m));
+      if (live._k.length > 60) live._k.shift();
+      drawTrend(live.querySelector(".t-k svg"), live._k, bands.k, live.dataset.tLimit);
+    }
   }
 
   function lamp(live, d) {
@@ -244,25 +324,46 @@
   }
 
   // --- the stream ------------------------------------------------------------------------
-  const es = new EventSource("/board/events");
-  es.onopen = function () { connected = true; lastMessage = Date.now(); showConn(); };
-  es.onerror = function () { connected = false; showConn(); };
-  es.addEventListener("frag", function (e) {
-    lastMessage = Date.now();
-    const d = JSON.parse(e.data);
-    sync(d.now);
-    swap(d.id, d.html);
-  });
-  es.addEventListener("live", function (e) {
-    lastMessage = Date.now();
-    const d = JSON.parse(e.data);
-    if (d.ts) sync(Date.parse(d.ts));
-    onLive(d);
-  });
-  es.addEventListener("reload", function () { es.close(); window.location.reload(); });
-  es.addEventListener("session_expired", function () {
-    es.close();
-    window.location.href = "/login?next=" + encodeURIComponent(window.location.pathname);
-  });
-  window.linectlBoard = { source: es };
+  const url = "/board/events" + (board.dataset.readonly === "true" ? "?view=ro" : "");
+  let es = null;
+  let retryTimer = null;
+  function open() {
+    es = new EventSource(url);
+    es.onopen = function () { connected = true; lastMessage = Date.now(); showConn(); };
+    es.onerror = function () {
+      connected = false;
+      showConn();
+      // The browser retries by itself unless it gave up (an HTTP error): then so do we.
+      if (es.readyState === EventSource.CLOSED) reconnect();
+    };
+    es.addEventListener("frag", function (e) {
+      lastMessage = Date.now();
+      const d = JSON.parse(e.data);
+      sync(d.now);
+      swap(d.id, d.html);
+    });
+    es.addEventListener("live", function (e) {
+      lastMessage = Date.now();
+      const d = JSON.parse(e.data);
+      if (d.ts) sync(Date.parse(d.ts));
+      onLive(d);
+    });
+    es.addEventListener("ping", function (e) {
+      lastMessage = Date.now();
+      sync(JSON.parse(e.data).now);
+      if (!connected) { connected = true; showConn(); }
+    });
+    es.addEventListener("reload", function () { es.close(); window.location.reload(); });
+    es.addEventListener("session_expired", function () {
+      es.close();
+      window.location.href = "/login?next=" + encodeURIComponent(window.location.pathname + window.location.search);
+    });
+    window.linectlBoard = { source: es };
+  }
+  function reconnect() {
+    if (retryTimer) return;
+    if (es) es.close();
+    retryTimer = setTimeout(function () { retryTimer = null; open(); }, 2000);
+  }
+  open();
 })();

@@ -3,7 +3,10 @@
  *   are rendered once for every browser, so they cannot carry it);
  * - posts forms marked class="act" in the background and shows the answer in place
  *   (the board keeps its live stream); without this script they post as usual;
- * - print buttons open the printable report and print it. */
+ * - print buttons open the printable report and print it;
+ * - a few minutes before the session ends, a warning with the time left and a
+ *   button that renews it (the session's end as the server gave it, on the
+ *   server's clock: the browser's own clock may be off). */
 "use strict";
 (function () {
   const meta = document.querySelector('meta[name="csrf-token"]');
@@ -68,6 +71,51 @@
     const w = window.open(btn.dataset.print, "_blank");
     if (w) w.addEventListener("load", function () { w.focus(); w.print(); });
   });
+
+  // --- the warning before the session ends -----------------------------------------------
+  const WARN_MS = 5 * 60 * 1000;
+  const body = document.body;
+  const warning = document.getElementById("session-warning");
+  let expiresMs = parseInt(body.dataset.expires || "0", 10);
+  let skew = parseInt(body.dataset.serverNow || "0", 10) - Date.now();
+  function sessionTick() {
+    if (!warning || !expiresMs) return;
+    const left = expiresMs - (Date.now() + skew);
+    const text = warning.querySelector(".text");
+    if (left <= 0) {
+      warning.hidden = false;
+      warning.dataset.state = "ended";
+      text.textContent = warning.dataset.tEnded;
+      warning.querySelector("form").hidden = true;
+      return;
+    }
+    warning.hidden = left > WARN_MS;
+    if (!warning.hidden) {
+      const s = Math.ceil(left / 1000);
+      text.textContent = warning.dataset.tWarn.replace("%(left)s", Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0"));
+    }
+  }
+  if (warning) {
+    setInterval(sessionTick, 1000);
+    sessionTick();
+    warning.querySelector("form").addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      fillCsrf(ev.target);
+      try {
+        const r = await fetch("/session/renew", {
+          method: "POST", body: new URLSearchParams(new FormData(ev.target)), credentials: "same-origin",
+        });
+        const d = await r.json();
+        if (r.ok && d.expires_ms) {
+          expiresMs = d.expires_ms;
+          skew = d.server_now_ms - Date.now();
+        }
+      } catch (e) {
+        toast(String(e), true);
+      }
+      sessionTick();
+    });
+  }
 
   window.linectl = { fillCsrf: fillCsrf, toast: toast };
   document.addEventListener("DOMContentLoaded", function () { fillCsrf(document); });
