@@ -66,10 +66,10 @@ async def line(request: Request, actor: PageActor, line_id: str) -> Response:
     hub = hub_of(request)
     await hub.ready()
     try:
+        hub.views.ops.allow(actor, Action.READ)
         ln = hub.views.line(hub.views.ops.site_line(line_id))
-    except Unknown as e:
+    except OpError as e:
         return refused(request, e)
-    hub.views.ops.allow(actor, Action.READ)
     return await _board_page(request, actor, "board.html", [ln], page=f"line-{line_id}")
 
 
@@ -79,13 +79,13 @@ async def station(request: Request, actor: PageActor, line_id: str, station_id: 
     hub = hub_of(request)
     await hub.ready()
     try:
+        hub.views.ops.allow(actor, Action.READ)
         ln = hub.views.line(hub.views.ops.site_line(line_id))
         st = next((s for s in ln["stations"] if s["id"] == station_id), None)
         if st is None:
             raise Unknown(f"no station {station_id} on line {line_id}")
-    except Unknown as e:
+    except OpError as e:
         return refused(request, e)
-    hub.views.ops.allow(actor, Action.READ)
     site = hub.site
     band = bands(site.limits, st["kind"], site.cfg.limits.limit_set)
     return await _board_page(
