@@ -9,11 +9,14 @@ import csv
 import io
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from http_fixtures import registration, serving
 from site_fixtures import running_site
-from sqlalchemy import create_engine, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, text
+
+from linectl.store.models import UTCDateTime
 
 BRAKE = ("brake",)
 
@@ -85,6 +88,29 @@ async def test_journal_search_csv_story_and_a_tampered_entry(tmp_path: Path) -> 
         assert rows[3]["reason"].startswith("'=")
         assert rows[1]["hash"] == abort["hash"]
 
+        # An alarm on the line while the vehicle waited, in the alarm system's table
+        # (made here as its migration would): the story tells it too.
+        db_url = f"sqlite:///{tmp_path / 'site.db'}"
+        engine = create_engine(db_url)
+        rec = await rig.store.inspection(iid)
+        with engine.begin() as conn:
+            alarms = Table(
+                "alarms", MetaData(),
+                Column("id", Integer, primary_key=True), Column("key", String(80)),
+                Column("line", String(16)), Column("station", String(32)),
+                Column("device", String(32)), Column("priority", String(8)),
+                Column("state", String(16)), Column("raised_at", UTCDateTime),
+                Column("cleared_at", UTCDateTime), Column("message", String(200)),
+            )  # fmt: skip
+            alarms.create(conn)
+            conn.execute(
+                alarms.insert(),
+                {"id": 1, "key": "rbt.down", "line": "L1", "station": "brake", "device": "rbt1",
+                 "priority": "high", "state": "rtn_unacked", "message": "brake tester not answering",
+                 "raised_at": rec.created_at + timedelta(milliseconds=1),
+                 "cleared_at": rec.finished_at},
+            )  # fmt: skip
+
         # The console: the journal page, its CSV, and the inspection's story.
         c, _csrf = await api.signed_in("viewer")
         page = await c.get("/journal", params={"inspection": iid})
@@ -94,16 +120,16 @@ async def test_journal_search_csv_story_and_a_tampered_entry(tmp_path: Path) -> 
         assert r.headers["content-type"].startswith("text/csv") and r.text.count("\r\n") == 4
         page = await c.get(f"/inspections/{iid}")
         story = page.text[page.text.index('id="story"') :]
-        kinds = [k for k in ("registered", "abort") if f'data-kind="{k}"' in story]
-        assert kinds == ["registered", "abort"]
-        assert story.index('data-kind="registered"') < story.index('data-kind="abort"')
+        kinds = [k for k in ("registered", "alarm", "abort") if f'data-kind="{k}"' in story]
+        assert kinds == ["registered", "alarm", "abort"]
+        assert story.index('data-kind="registered"') < story.index('data-kind="alarm"')
+        assert story.index('data-kind="alarm"') < story.index('data-kind="abort"')
+        assert "brake tester not answering" in story
         assert "车主离开 owner left" in story and "token:" in story
         await c.aclose()
 
         # Someone rewrites why the vehicle was aborted: the audit names that entry.
-        db_url = f"sqlite:///{tmp_path / 'site.db'}"
         assert audit_verify(db_url).returncode == 0
-        engine = create_engine(db_url)
         with engine.begin() as conn:
             conn.execute(
                 text("UPDATE journal SET reason = 'driver error' WHERE seq = :s"),
