@@ -22,9 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from http_fixtures import Api, serving
-from site_fixtures import running_site
-from test_console_browser import CHROMIUM, CHROMIUM_FLAGS, signed_in
+from http_fixtures import Api, registration, serving
+from site_fixtures import TESTER, running_site
+from test_console_browser import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    SCREENSHOTS,
+    WITHIN_MS,
+    signed_in,
+)
 
 from linectl.ops.auth import SessionPolicy
 
@@ -62,6 +68,7 @@ async def test_levels_kiosk_control_and_the_stale_notice(tmp_path: Path) -> None
             await expect(wall.locator("#conn")).to_have_attribute("data-state", "stale")
             first = await notice.text_content()
             await expect(notice).not_to_have_text(first or "", timeout=SOON_MS)  # the age grows
+            await wall.screenshot(path=str(SCREENSHOTS / "wall-stale-en.png"))
             assert wall.js_errors == []
 
 
@@ -86,6 +93,7 @@ async def levels_and_control(rig: Any, api: Api, browser: Any) -> None:
     # A paused line is an exception on the overview, live.
     bo = await signed_in(browser, api, "admin", "en-US")
     await expect(bo.locator("#line-L1-exc .exc[data-kind='paused']")).to_be_visible()
+    await bo.screenshot(path=str(SCREENSHOTS / "overview-en.png"))
 
     # Another operator sees who holds the line, is refused, and takes it over.
     await bo.goto(f"{api.base}/lines/L1")
@@ -100,6 +108,7 @@ async def levels_and_control(rig: Any, api: Api, browser: Any) -> None:
     await expect(theirs).to_have_class(re.compile(r"\bmine\b"))
     await expect(control).to_contain_text("admin")  # the first operator's page follows
     await expect(control).not_to_have_class(re.compile(r"\bmine\b"))
+    await ana.screenshot(path=str(SCREENSHOTS / "line-taken-over-en.png"))
     await bo.locator("#line-L1-head button", has_text="Resume line").click()
     await expect(bo.locator("#line-L1-head")).to_have_attribute("data-paused", "false")
     taken = [e for e in await rig.store.journal(20, action="control") if e.reason]
@@ -112,6 +121,19 @@ async def levels_and_control(rig: Any, api: Api, browser: Any) -> None:
     await expect(bo.locator("#live-L1-brake")).to_have_attribute(
         "data-bands", re.compile("imbalance")
     )
+    reply = await rig.ops.register(TESTER, registration("lv-41", plate="鲁L41414"))
+    assert reply["accepted"], reply
+    # The brake forces live, and the left-right difference against its largest allowed.
+    await expect(bo.locator("#line-L1-st-brake")).to_contain_text("鲁L41414", timeout=WITHIN_MS)
+    await bo.wait_for_function(
+        """() => {
+            const p = document.querySelector("#live-L1-brake .t-imb polyline.value");
+            const lim = document.querySelector("#live-L1-brake .t-imb line.limit");
+            return p !== null && lim !== null && p.getAttribute("points").split(" ").length > 5;
+        }""",
+        timeout=WITHIN_MS,
+    )
+    await bo.screenshot(path=str(SCREENSHOTS / "station-en.png"))
 
     # The wall screen: no menu, no control, even for an operator with control.
     await bo.goto(f"{api.base}/lines/L1?kiosk=1")

@@ -6,6 +6,7 @@ and calls around it: who holds a line, device diagnostics by role, renewing a se
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -75,7 +76,11 @@ def test_an_expired_session_holds_nothing() -> None:
     )
     desk.take(ana, "L1")
     assert desk.holder("L1") is not None
-    now[0] += timedelta(minutes=5)
+    now[0] += timedelta(minutes=4)
+    desk.seen(replace(ana, expires_at=now[0] + timedelta(minutes=5)))  # renewed
+    now[0] += timedelta(minutes=4)
+    assert desk.holder("L1") is not None
+    now[0] += timedelta(minutes=1)
     assert desk.holder("L1") is None
 
 

@@ -67,6 +67,7 @@ async def line(request: Request, actor: PageActor, line_id: str) -> Response:
     await hub.ready()
     try:
         hub.views.ops.allow(actor, Action.READ)
+        hub.views.ops.control.seen(actor)  # the holder is here: their session lives on
         ln = hub.views.line(hub.views.ops.site_line(line_id))
     except OpError as e:
         return refused(request, e)

@@ -162,6 +162,8 @@ async def renew(request: Request, actor: Annotated[Actor, Depends(page_actor)]) 
         request.cookies.get(SESSION_COOKIE, ""), client_address(request)
     )
     expires = renewed.expires_at if renewed is not None else None
+    if renewed is not None:
+        request.app.state.ops.control.seen(renewed)  # lines it holds are held on
     return JSONResponse(
         {
             "expires_ms": 0 if expires is None else int(expires.timestamp() * 1000),

@@ -13,14 +13,15 @@ Only console sessions hold control. A script's bearer token, the registry,
 the site's command line and the daemon itself act as before: they are not a
 person at a terminal, and their actions are journalled with their terminal
 like any. Control ends when the holder gives it up or signs out, and when
-their session expires. It is kept in memory: a restart frees every line,
+their session expires (as last seen: each action, line page and renewal of
+the session tells the desk). It is kept in memory: a restart frees every line,
 which a person then takes again with their first action.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,6 +96,14 @@ class ControlDesk:
         after = holder_of(actor, since)
         self._holders[line] = after
         return before, after
+
+    def seen(self, actor: Actor) -> None:
+        """The actor's session is live until `actor.expires_at` (it was just used):
+        every line it holds is held that long."""
+        session = console_session(actor)
+        for line, h in list(self._holders.items()):
+            if h.session == session and actor.expires_at != h.expires_at:
+                self._holders[line] = replace(h, expires_at=actor.expires_at)
 
     def release(self, actor: Actor, line: str) -> Holder | None:
         """Give `line` up if the actor's session holds it; the holder released."""

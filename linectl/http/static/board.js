@@ -30,7 +30,8 @@
   const clock = document.getElementById("clock");
   const notice = document.getElementById("stale-notice");
   function showConn() {
-    const at = new Date(lastMessage);
+    // "As of" in site time, as the clock showed it then; the age in real seconds.
+    const at = new Date(siteNow() - (Date.now() - lastMessage) * scale);
     const args = {
       t: pad(at.getHours()) + ":" + pad(at.getMinutes()) + ":" + pad(at.getSeconds()),
       age: Math.round((Date.now() - lastMessage) / 1000),
@@ -187,6 +188,16 @@
     const n = tr.l.length;
     if (n) live.querySelector(".lv").textContent =
       "L " + (tr.l[n - 1] / 1000).toFixed(2) + " · R " + (tr.r[n - 1] / 1000).toFixed(2) + " kN";
+    const bands = live.dataset.bands ? JSON.parse(live.dataset.bands) : null;
+    if (bands && bands.imbalance_max_pct && n) {
+      // Level 3: left-right difference as a share of the larger maximum so far,
+      // against the largest imbalance allowed (the judge decides on the full run).
+      if (!live.querySelector(".t-imb")) trend(live, "t-imb", live.dataset.tImbalance || "ΔF", "%");
+      // A floor of 1 kN: before the brake is applied the drag alone says nothing.
+      const top = Math.max(Math.max.apply(null, tr.l), Math.max.apply(null, tr.r), 1000);
+      const imb = tr.l.map(function (f, i) { return Math.abs(f - tr.r[i]) / top * 100; }).slice(-60);
+      drawTrend(live.querySelector(".t-imb svg"), imb, bands.imbalance_max_pct, live.dataset.tLimit);
+    }
   }
 
   function metric(root, cls, label, unit) {
@@ -239,7 +250,8 @@
   function trend(root, cls, label, unit) {
     const box = el("div", { class: "trend " + cls });
     box.appendChild(el("span", { class: "label" }, label + " (" + unit + ")"));
-    box.appendChild(el("svg:svg", { viewBox: "0 0 " + W + " 60", class: "spark", role: "img" }));
+    box.appendChild(el("span", { class: "limit-text" }));
+    box.appendChild(el("svg:svg", { viewBox: "0 0 " + W + " 60", class: "spark", role: "img", preserveAspectRatio: "none" }));
     root.appendChild(box);
   }
   function drawTrend(svg, values, limit, limitText) {
@@ -248,11 +260,11 @@
     const over = values.length && values[values.length - 1] > limit;
     svg.replaceChildren(
       el("svg:rect", { x: 0, y: y(limit), width: W, height: 58 - y(limit), class: "bandfill" }),
-      el("svg:line", { x1: 0, x2: W, y1: y(limit), y2: y(limit), class: "limit" }),
-      el("svg:text", { x: W - 2, y: y(limit) - 2, "text-anchor": "end", class: "limit-text" }, limitText + " " + limit),
-      el("svg:polyline", { class: "value" + (over ? " over" : ""), points: values.map(function (v, i) { return (i * W / 59).toFixed(1) + "," + y(v).toFixed(1); }).join(" ") })
+      el("svg:line", { x1: 0, x2: W, y1: y(limit), y2: y(limit), class: "limit", "vector-effect": "non-scaling-stroke" }),
+      el("svg:polyline", { class: "value" + (over ? " over" : ""), "vector-effect": "non-scaling-stroke", points: values.map(function (v, i) { return (i * W / 59).toFixed(1) + "," + y(v).toFixed(1); }).join(" ") })
     );
     svg.parentElement.dataset.over = over ? "true" : "false";
+    svg.parentElement.querySelector(".limit-text").textContent = " · " + limitText + " " + limit;
   }
   function gasTrends(live, d, bands) {
     if (!live._gasTrend || live._gasTrend.phase !== d.phase) {
