@@ -39,6 +39,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from linectl.events import Event
+from linectl.http.alarm_words import words as alarm_words
 from linectl.http.auth import api_actor
 from linectl.http.lang import ConsoleTemplates, request_lang
 from linectl.ops.actor import Action, Actor
@@ -222,6 +223,8 @@ class BoardHub:
             }
         if t == "control":
             return {("ctl", line)}
+        if t == "alarms":  # the line's open alarms changed (linectl.alarms.monitor)
+            return {("exc", line)}
         if t == "station_started":
             self.judged[(line, station)] = (ev.inspection_id, [])
             return {("st", line, station), ("exc", line)}
@@ -272,7 +275,7 @@ class BoardHub:
             judged = self.judged_at(key[1], st)
             return str(macro(lang, "_board.html", "station")(key[1], st, judged, can, ""))
         if key[0] == "exc":
-            return str(macro(lang, "_board.html", "exceptions")(ln))
+            return str(macro(lang, "_board.html", "exceptions")(ln, alarm_words()))
         if key[0] == "ctl":
             return str(macro(lang, "_board.html", "control")(ln, can, ""))
         return str(macro(lang, "_board.html", key[0])(ln, can, ""))

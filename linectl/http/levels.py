@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from linectl.http.alarm_words import words as alarm_words
 from linectl.http.auth import page_actor
 from linectl.http.board import hub_of
 from linectl.http.console import refused
@@ -57,7 +58,10 @@ async def overview(request: Request, actor: PageActor) -> Response:
     hub = hub_of(request)
     await hub.ready()
     lines = hub.views.board(actor)
-    return await _board_page(request, actor, "overview.html", lines, page="board", readonly=True)
+    return await _board_page(
+        request, actor, "overview.html", lines, page="board", readonly=True,
+        alarm_words=alarm_words(),
+    )  # fmt: skip
 
 
 @router.get("/lines/{line_id}", name="line")

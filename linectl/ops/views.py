@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from linectl.alarms import state as sm
 from linectl.drivers.lineio_modbus import prompt_name
 from linectl.i18n import LOCALES
 from linectl.items import InspectionVerdict
@@ -36,9 +37,11 @@ RATE_AFTER_S = 600.0  # no rate before the line has run this long: a few cars sa
 
 def exceptions(line: dict[str, Any]) -> list[dict[str, Any]]:
     """What on a line is not as it should be, for the overview that shows only that:
-    the line paused, its I/O or a station's device not answering, a station
+    its annunciated alarms (linectl.alarms) first, highest priority first, the line paused, its I/O or a station's device not answering, a station
     blocked, vehicles waiting with no proxy driver on duty. Empty: all normal."""
     found: list[dict[str, Any]] = []
+    for a in line["alarms"]:
+        found.append({"kind": "alarm", "alarm": a})
     if line["paused"]:
         found.append({"kind": "paused"})
     io_id, io_ok = line["io"]
@@ -136,6 +139,9 @@ class Views:
             "limited_by": figures["limited_by"],
             "now": wall,
             "control": self.ops.control.holder(ln.id),
+            # Annunciated alarms of the line and the site (not shelved, suppressed or out
+            # of service: ISA-18.2 keeps those off the operator's screen).
+            "alarms": [a for a in self.site.alarms.open_alarms(ln.id) if a.state in sm.ANNUNCIATED],
         }
         shown["exceptions"] = exceptions(shown)
         return shown
