@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from linectl import tomlfile
+from linectl.scheduler.assign import DEFAULT_POLICY, AssignmentPolicy
+from linectl.scheduler.assign import policy as assign_policy
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_LIMITS_DIR = REPO_DIR / "config" / "limits"
@@ -143,6 +145,34 @@ class ProxyDriverConfig(_Model):
     breaks: list[BreakConfig] = []
 
 
+class AssignmentConfig(_Model):
+    """How a call is drawn (linectl.scheduler.assign): a named policy, its parameters
+    overridable. Nothing here can name a driver, only how many."""
+
+    policy: Literal["idle", "window", "hold", "joint"] = DEFAULT_POLICY
+    window: int | None = Field(default=None, ge=1, le=10, description="k: first k queued")
+    min_idle: int | None = Field(default=None, ge=1, le=20, description="m: idle drivers")
+    hold_s: float | None = Field(default=None, ge=0, le=600, description="T: clock seconds")
+
+    def build(self) -> AssignmentPolicy:
+        return assign_policy(
+            self.policy, window=self.window, min_idle=self.min_idle, hold_s=self.hold_s
+        )
+
+
+class CheckinConfig(_Model):
+    """How a driver's return to the start is known. `timer`: walk_back_s after he left
+    his vehicle. `input`: a button or card reader on a spare discrete input of the
+    line I/O, one address per driver's card (`inputs`). `console`: an operator's
+    action, journaled with who pressed it. With `input` or `console`, walk_back_s
+    is when a driver who has not checked in is reported late."""
+
+    mode: Literal["timer", "input", "console"] = "timer"
+    inputs: dict[str, int] = Field(
+        default_factory=dict, description="driver id -> line I/O discrete input address"
+    )
+
+
 class LineConfig(_Model):
     id: str = Field(min_length=1)
     io: DeviceConfig
@@ -154,6 +184,8 @@ class LineConfig(_Model):
         le=3600,
         description="clock seconds for a proxy driver to walk back to the start",
     )
+    assignment: AssignmentConfig = AssignmentConfig()
+    checkin: CheckinConfig = CheckinConfig()
 
     @model_validator(mode="before")
     @classmethod
@@ -172,6 +204,20 @@ class LineConfig(_Model):
             raise ValueError(f"io device {self.io.id} must be a lineio-modbus module")
         _unique("station", [s.id for s in self.stations])
         _unique("proxy driver", [d.id for d in self.proxy_drivers])
+        if self.checkin.mode == "input":
+            ids = {d.id for d in self.proxy_drivers}
+            if set(self.checkin.inputs) != ids:
+                raise ValueError(
+                    "checkin.inputs must give every proxy driver of the line an input"
+                    f" (drivers {sorted(ids)}, inputs for {sorted(self.checkin.inputs)})"
+                )
+            _unique("checkin input", [str(a) for a in self.checkin.inputs.values()])
+            for drv, addr in self.checkin.inputs.items():
+                if addr < 0 or addr >= 8 * len(self.stations) or addr % 8 in (0, 1):
+                    raise ValueError(
+                        f"checkin.inputs.{drv}: {addr} is not a spare input of this line"
+                        " (8*s+2 .. 8*s+7 for a station s)"
+                    )
         return self
 
     def station_kinds(self) -> list[str]:

@@ -90,6 +90,8 @@ class Site:
                 choose=choose,
                 tz=cfg.tz(),
                 duty_changed=self._record_duty,
+                policy=line_cfg.assignment.build(),
+                checkin=line_cfg.checkin.mode,
             )
             runner = LineRunner(line_cfg, self.ctx, io, procedures, pool, store)
             runner.on_change = self._status_changed
@@ -173,6 +175,7 @@ class Site:
                 candidates=list(draw.candidates),
                 chosen=draw.chosen,
                 at=draw.at,
+                vehicles=None if draw.vehicles is None else list(draw.vehicles),
             ),
         )
 

@@ -131,10 +131,13 @@ def test_production_draw_is_the_csprng() -> None:
     assert _fairness(counts, 8000, 4) > 1e-6
     import inspect
 
+    import linectl.scheduler.assign as assign_mod
     import linectl.scheduler.pool as pool_mod
 
-    src = inspect.getsource(pool_mod)
+    src = inspect.getsource(assign_mod)
     assert "secrets.choice" in src and "import random" not in src
+    assert "import random" not in inspect.getsource(pool_mod)
+    assert inspect.signature(ProxyDriverPool).parameters["choose"].default is csprng_choice
 
 
 async def test_configured_breaks_take_drivers_out_and_bring_them_back() -> None:

@@ -477,6 +477,8 @@ def test_the_default_result_document_has_every_field_of_the_contract(store: Stor
         "id": "D3",
         "assigned_at": "2026-11-27T09:01:00.000Z",
         "candidates": ["D1", "D3"],
+        # the vehicles drawn among (issue 15): this one alone, its draw named it
+        "vehicles": [iid],
         # anchors of the draw chain for the registry (fields added to mqtt.md's)
         "draw_seq": draw.seq,
         "draw_hash": draw.hash,

@@ -1,8 +1,10 @@
 """One inspection line: its queue, its stations' occupancy, and each vehicle's way through.
 
-The line is a pipeline, one vehicle per station. A queued vehicle is called
-when the first station is free: its proxy driver is drawn at that moment
-(among the idle drivers, see pool.py), and once the station's photo switches
+The line is a pipeline, one vehicle per station. A call begins when the
+first station is free and a vehicle waits: the pool draws a proxy driver and
+the vehicle together, as the line's assignment policy says (among the idle
+drivers and the first k queued, maybe holding the call for more idle
+drivers; see assign.py), and once the station's photo switches
 say it is empty and its procedure has made it ready (`Procedure.prepare`),
 the guide display shows DRIVE_IN with its plate and the entry light turns
 green. At each station the procedure runs; then the vehicle moves on as soon as the next station is free (until
@@ -10,8 +12,9 @@ then its display shows WAIT and the station counts as blocked). A station
 is free again when its photo switches say so (IN_POSITION 0, EXIT_CLEAR 1).
 After the last station the inspection is completed (verdict, result and
 outbox row in one transaction), the display shows the result and DRIVE_OUT,
-and the driver walks back to the start. First come, first served: the queue
-and every station's lock are FIFO. A vehicle found on a station when the line
+and the driver walks back to the start. First come, first served, but for
+the policy's window: an owner's place slips by at most k - 1; every
+station's lock is FIFO. A vehicle found on a station when the line
 starts (left by a run that crashed) is sent off before anything is called in.
 
 Two things an operator may do to a line (through linectl.ops): `pause()` it,
@@ -157,8 +160,10 @@ class LineRunner:
         self._queued = asyncio.Event()
         self._journeys: set[asyncio.Task[None]] = set()
         self.paused = False
-        # The vehicle being called (waiting for the first station and a driver).
-        self._calling: tuple[Queued, asyncio.Task[None]] | None = None
+        # The call under way (waiting for the first station, drivers, the draw) and,
+        # once drawn, the vehicle it called.
+        self._call_task: asyncio.Task[None] | None = None
+        self._calling: Queued | None = None
         self._withdrawn: set[str] = set()
         self._on_line: dict[str, asyncio.Task[None]] = {}  # journeys by inspection id
         self._completing: set[str] = set()
@@ -212,6 +217,7 @@ class LineRunner:
     def enqueue(self, q: Queued) -> None:
         self._queue.append(q)
         self._queued.set()
+        self.pool.wake()
         self.ctx.events.publish(
             "queued",
             self.clock.wall(),
@@ -290,30 +296,49 @@ class LineRunner:
                 await self._send_off_leftover(s, guide)
         try:
             while True:
-                q = await self._next()
+                await self._next()
                 # Its own task, so a pause or an abort can call it off while it waits.
-                call = asyncio.create_task(self._call(q), name=f"call-{q.inspection_id}")
-                self._calling = (q, call)
+                call = asyncio.create_task(self._call(), name=f"call-{self.id}")
+                self._call_task = call
                 try:
                     await call
-                except asyncio.CancelledError:
+                except BaseException as e:
                     task = asyncio.current_task()
-                    if task is not None and task.cancelling():
+                    q = self._calling
+                    if isinstance(e, asyncio.CancelledError) and task and task.cancelling():
                         raise
-                    if q.inspection_id in self._withdrawn:
+                    if q is not None and q.inspection_id in self._withdrawn:
                         self._withdrawn.discard(q.inspection_id)
-                    else:  # held back by a pause: first again when the line resumes
+                    elif q is not None:
+                        # Drawn, then held back by a pause (or its draw not recorded):
+                        # first again when the line resumes.
                         self._queue.appendleft(q)
                         self._changed()
+                    if not isinstance(e, asyncio.CancelledError):
+                        raise
                 finally:
                     self._calling = None
+                    self._call_task = None
         finally:
             for t in list(self._journeys):
                 t.cancel()
             await asyncio.gather(*self._journeys, return_exceptions=True)
 
-    async def _call(self, q: Queued) -> None:
-        """Wait for the first station and a driver, draw, and start the vehicle's journey.
+    def _window(self) -> list[tuple[str, str]]:
+        """The vehicles a call may be drawn among: the first k queued (inspection, plate)."""
+        k = self.pool.policy.window
+        return [(q.inspection_id, q.plate) for q in list(self._queue)[:k]]
+
+    def _take(self, inspection_id: str) -> None:
+        """The draw chose this vehicle: out of the queue, it is the one being called."""
+        q = next(x for x in self._queue if x.inspection_id == inspection_id)
+        self._queue.remove(q)
+        self._calling = q
+        self._changed()
+
+    async def _call(self) -> None:
+        """Wait for the first station, draw the call (driver and vehicle, see pool.py),
+        and start the vehicle's journey.
 
         A pause or an abort that cancels this while the draw is being recorded
         leaves that draw in the chain, voided: the driver goes back to the pool
@@ -321,10 +346,12 @@ class LineRunner:
         first = self.slots[0]
         await first.lock.acquire()
         try:
-            draw = await self.pool.draw(q.inspection_id, q.plate)
+            draw = await self.pool.draw_call(self._window, self._take)
         except BaseException:
             first.lock.release()
             raise
+        q = self._calling
+        assert q is not None and q.inspection_id == draw.inspection_id
         q.times.called = self.clock.now()
         q.times.queue_behind = len(self._queue)
         self.stats.journeys.append(q.times)
@@ -352,13 +379,11 @@ class LineRunner:
 
         self._spawn(vacated())
 
-    async def _next(self) -> Queued:
+    async def _next(self) -> None:
+        """Until a vehicle waits and the line is not paused."""
         while not self._queue or self.paused:
             self._queued.clear()
             await self._queued.wait()
-        q = self._queue.popleft()
-        self._changed()
-        return q
 
     # --- pause and abort --------------------------------------------------------------
 
@@ -368,8 +393,8 @@ class LineRunner:
         if self.paused:
             return False
         self.paused = True
-        if self._calling is not None:
-            self._calling[1].cancel()
+        if self._call_task is not None:
+            self._call_task.cancel()
         log.info("%s: paused", self.id)
         self._changed()
         return True
@@ -393,10 +418,12 @@ class LineRunner:
         for q in self._queue:
             if q.inspection_id == inspection_id:
                 self._queue.remove(q)
+                self.pool.wake()  # a call held for it looks at the window again
                 await self._end_queued(q, reason)
                 return "queued"
-        if self._calling is not None and self._calling[0].inspection_id == inspection_id:
-            q, call = self._calling
+        calling, call = self._calling, self._call_task
+        if calling is not None and call is not None and calling.inspection_id == inspection_id:
+            q = calling
             self._withdrawn.add(inspection_id)
             if call.cancel():
                 await asyncio.wait([call])

@@ -3,9 +3,16 @@
 The draw is the point of the whole arrangement: no owner, operator or driver
 may choose who drives a vehicle. So the chosen driver comes from the
 operating system's CSPRNG (`secrets`), uniformly among the drivers who are
-on duty and idle at the moment the vehicle is called, and nothing in the
-config, the API or the command line can name one. Every draw is recorded
-(candidates, chosen, time, inspection) before anyone is told the result.
+on duty and idle when the call is drawn, jointly with the vehicle among the
+first few queued, as the line's assignment policy says (assign.py); nothing
+in the config, the API or the command line can name one. Every draw is
+recorded (candidate drivers, candidate vehicles, chosen, time, inspection)
+before anyone is told the result.
+
+How a driver's return is known is the line's `checkin`: `timer` (idle
+walk_back_s after leaving the vehicle), or `input`/`console` (idle when he
+checks in, by a button or card reader on the line I/O or at the console;
+walk_back_s is then when one who has not is reported late).
 
 Tests may pass their own `choose` (a seeded generator) to make a draw
 repeatable; the daemon never does.
@@ -14,8 +21,8 @@ repeatable; the daemon never does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -23,6 +30,7 @@ from enum import StrEnum
 
 from linectl.clock import Clock
 from linectl.config import ProxyDriverConfig
+from linectl.scheduler.assign import POLICIES, AssignmentPolicy, csprng_choice, draw_pair
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,7 @@ class ProxyDriver:
     busy_since: float | None = None  # clock time, for utilisation
     busy_s: float = 0.0
     draws: int = 0
+    late: bool = False  # walking back longer than walk_back_s without checking in
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,9 @@ class Draw:
     candidates: tuple[str, ...]
     chosen: str
     at: datetime
+    # The inspections the vehicle was drawn among (the first k queued), None for a
+    # draw that had one vehicle to give (a caller that names the vehicle).
+    vehicles: tuple[str, ...] | None = None
 
 
 RecordDraw = Callable[[Draw], Awaitable[None]]
@@ -61,8 +73,9 @@ RecordDraw = Callable[[Draw], Awaitable[None]]
 DutyChanged = Callable[[str, "DriverState"], Awaitable[None]]
 
 
-def csprng_choice(candidates: Sequence[str]) -> str:
-    return secrets.choice(candidates)
+CHECKIN_MODES = ("timer", "input", "console")
+# A window vehicle: (inspection id, plate).
+WindowVehicle = tuple[str, str]
 
 
 class ProxyDriverPool:
@@ -77,8 +90,18 @@ class ProxyDriverPool:
         *,
         tz: tzinfo | None = None,
         duty_changed: DutyChanged | None = None,
+        policy: AssignmentPolicy = POLICIES["idle"],
+        checkin: str = "timer",
     ) -> None:
+        if checkin not in CHECKIN_MODES:
+            raise ValueError(f"checkin must be one of {', '.join(CHECKIN_MODES)}, not {checkin!r}")
         self.line = line
+        self.policy = policy
+        self.checkin = checkin
+        # The pool's state changed, or the line's queue did (`wake`): a held call looks again.
+        self._wake = asyncio.Event()
+        # Told of each driver who leaves a vehicle (the simulator walks him back).
+        self.on_release: Callable[[str], None] | None = None
         self.tz = tz
         self._duty_changed = duty_changed
         self._configs = {d.id: d for d in drivers}
@@ -106,24 +129,73 @@ class ProxyDriverPool:
             if d.state not in (DriverState.OFF_DUTY, DriverState.BREAK)
         )
 
+    def wake(self) -> None:
+        """Something a held call waits on changed (the queue): look again."""
+        self._wake.set()
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+        self._wake.set()
         if self.on_change:
             self.on_change()
 
     async def draw(self, inspection_id: str, plate: str) -> Draw:
-        """Wait for an idle driver, draw one at random, record the draw, hand over the keys."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: bool(self.idle()))
-            candidates = tuple(self.idle())
-            chosen = self._choose(candidates)
-            d = self.drivers[chosen]
-            # Taken before the record is awaited, so no second draw can pick the same driver.
-            self._set(d, DriverState.DRIVING)
-            d.plate, d.inspection_id = plate, inspection_id
-            d.draws += 1
-        draw = Draw(self.line, inspection_id, candidates, chosen, self.clock.wall())
+        """Wait for an idle driver, draw one at random for this vehicle, record the draw."""
+        return await self.draw_call(lambda: [(inspection_id, plate)], lambda _: None, named=True)
+
+    async def draw_call(
+        self,
+        window: Callable[[], Sequence[WindowVehicle]],
+        take: Callable[[str], None],
+        policy: AssignmentPolicy | None = None,
+        *,
+        named: bool = False,
+    ) -> Draw:
+        """Draw a call as the policy says: wait until a vehicle waits in `window()` (the
+        first k queued) and enough drivers are idle (or the hold ran out), then draw a
+        (driver, vehicle) pair at random, `take(inspection_id)` the vehicle out of the
+        queue, record the draw and hand over the keys.
+
+        The line calls `wake()` when its queue changes so the window is looked at again.
+        `named`: the caller gave the one vehicle; the record says no window."""
+        policy = policy or self.policy
+        held_from: float | None = None
+        while True:
+            self._wake.clear()
+            vehicles = list(window())[: policy.window]
+            idle = self.idle()
+            now = self.clock.now()
+            if vehicles and held_from is None:
+                held_from = now  # the call begins: station free, a vehicle waiting
+            held = 0.0 if held_from is None else now - held_from
+            if vehicles and policy.ready(len(idle), len(self.on_duty()), held):
+                break
+            timeout = None
+            if vehicles and idle and held_from is not None:
+                timeout = self.clock.to_real(held_from + policy.hold_s - now) + 0.001
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+        candidates = tuple(idle)
+        window_ids = tuple(v[0] for v in vehicles)
+        chosen, inspection_id = draw_pair(candidates, window_ids, self._choose)
+        plate = dict(vehicles)[inspection_id]
+        d = self.drivers[chosen]
+        # Taken before the record is awaited, so no second draw can pick the same
+        # driver or vehicle.
+        self._set(d, DriverState.DRIVING)
+        d.plate, d.inspection_id = plate, inspection_id
+        d.draws += 1
+        take(inspection_id)
+        draw = Draw(
+            self.line,
+            inspection_id,
+            candidates,
+            chosen,
+            self.clock.wall(),
+            None if named else window_ids,
+        )
         try:
             await self._record(draw)
         except BaseException:
@@ -133,7 +205,12 @@ class ProxyDriverPool:
             await self._notify()
             raise
         log.info(
-            "%s: %s drives %s (drawn from %s)", self.line, chosen, plate, ", ".join(candidates)
+            "%s: %s drives %s (drawn from %s; vehicles %s)",
+            self.line,
+            chosen,
+            plate,
+            ", ".join(candidates),
+            ", ".join(window_ids),
         )
         if self.on_change:
             self.on_change()
@@ -154,21 +231,54 @@ class ProxyDriverPool:
         d = self.drivers[driver_id]
         d.plate = d.inspection_id = None
         self._set(d, DriverState.WALKING_BACK)
+        d.late = False
         task = asyncio.create_task(self._walk_back(d))
         self._walks.add(task)
         task.add_done_callback(self._walks.discard)
+        if self.on_release:
+            self.on_release(driver_id)
         if self.on_change:
             self.on_change()
 
     async def _walk_back(self, d: ProxyDriver) -> None:
         await self.clock.sleep(self.walk_back_s)
-        if d.state is DriverState.WALKING_BACK:
-            if d.id in self._break_due:
-                # Back at the start during a break that began while driving: take it now.
-                self._break_due.discard(d.id)
-                await self._duty(d, DriverState.BREAK)
-            else:
-                self._set(d, DriverState.IDLE)
+        if d.state is not DriverState.WALKING_BACK:
+            return
+        if self.checkin == "timer":
+            await self._back(d)
+        else:
+            # He checks in himself; not back by now, the console says he is late.
+            d.late = True
+            log.warning(
+                "%s: proxy driver %s not checked in %.0f s after leaving his vehicle",
+                self.line,
+                d.id,
+                self.walk_back_s,
+            )
+            if self.on_change:
+                self.on_change()
+
+    async def check_in(self, driver_id: str) -> bool:
+        """The driver is back at the start and ready (his button, card or the console).
+
+        False (and nothing changes) when he was not walking back: a second press, or
+        a driver who is idle, driving, on a break or off duty."""
+        if driver_id not in self.drivers:
+            raise KeyError(driver_id)
+        d = self.drivers[driver_id]
+        if d.state is not DriverState.WALKING_BACK:
+            return False
+        await self._back(d)
+        return True
+
+    async def _back(self, d: ProxyDriver) -> None:
+        d.late = False
+        if d.id in self._break_due:
+            # Back at the start during a break that began while driving: take it now.
+            self._break_due.discard(d.id)
+            await self._duty(d, DriverState.BREAK)
+        else:
+            self._set(d, DriverState.IDLE)
         await self._notify()
 
     async def _duty(self, d: ProxyDriver, state: DriverState) -> None:
@@ -260,7 +370,8 @@ class ProxyDriverPool:
 
     def snapshot(self) -> list[dict[str, str | None]]:
         return [
-            {"id": d.id, "state": str(d.state), "plate": d.plate} for d in self.drivers.values()
+            {"id": d.id, "state": str(d.state), "plate": d.plate, "late": d.late}
+            for d in self.drivers.values()
         ]
 
     async def aclose(self) -> None:

@@ -24,6 +24,7 @@ def draw_record(r: Draw) -> DrawRecord:
         drawn_at=r.drawn_at,
         prev_hash=r.prev_hash,
         hash=r.hash,
+        vehicles=None if r.vehicles is None else list(r.vehicles),
     )
 
 
@@ -38,11 +39,15 @@ class DrawStore(StoreBase):
         candidates: list[str],
         chosen: str,
         at: datetime,
+        vehicles: list[str] | None = None,
     ) -> DrawRecord:
         """Append a draw to the chain (next seq, linked to the last hash) and give
-        the inspection its proxy driver, in one transaction."""
+        the inspection its proxy driver, in one transaction. `vehicles`: the
+        inspections the vehicle was drawn among, `inspection_id` one of them."""
         if chosen not in candidates:
             raise ValueError(f"chosen proxy driver {chosen!r} is not among {candidates}")
+        if vehicles is not None and inspection_id not in vehicles:
+            raise ValueError(f"drawn inspection {inspection_id!r} is not among {vehicles}")
         at = to_ms(at)
 
         def work(s: Session) -> DrawRecord:
@@ -59,6 +64,7 @@ class DrawStore(StoreBase):
                 drawn_at=at,
                 prev_hash=GENESIS_HASH if last is None else last.hash,
                 hash="",
+                vehicles=None if vehicles is None else list(vehicles),
             )
             record = replace(unsealed, hash=unsealed.content_hash())
             s.add(
@@ -71,6 +77,7 @@ class DrawStore(StoreBase):
                     drawn_at=record.drawn_at,
                     prev_hash=record.prev_hash,
                     hash=record.hash,
+                    vehicles=record.vehicles,
                 )
             )
             row.proxy_driver_id = chosen

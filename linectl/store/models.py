@@ -224,6 +224,9 @@ class Draw(Base):
     candidates: Mapped[list[str]]
     chosen: Mapped[str] = mapped_column(String(64))
     drawn_at: Mapped[datetime]
+    # The inspections the vehicle was drawn among (the first k queued); NULL for a
+    # draw that had its vehicle given (before issue 15, or a caller naming it).
+    vehicles: Mapped[list[str] | None]
     # Unique: two records can never claim the same predecessor (no forks).
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -103,10 +103,12 @@ class DrawRecord:
     drawn_at: datetime
     prev_hash: str
     hash: str
+    vehicles: list[str] | None = None  # inspections the vehicle was drawn among
 
     def canonical(self) -> bytes:
-        """The hashed content: sorted-key compact JSON, drawn_at as ISO UTC (ms)."""
-        content = {
+        """The hashed content: sorted-key compact JSON, drawn_at as ISO UTC (ms).
+        `vehicles` is hashed when there is one, so records before it still verify."""
+        content: dict[str, Any] = {
             "seq": self.seq,
             "line": self.line,
             "inspection_id": self.inspection_id,
@@ -114,6 +116,8 @@ class DrawRecord:
             "chosen": self.chosen,
             "drawn_at": utc_iso(self.drawn_at),
         }
+        if self.vehicles is not None:
+            content["vehicles"] = list(self.vehicles)
         return json.dumps(
             content, sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode("utf-8")
@@ -130,6 +134,7 @@ class DrawRecord:
             "candidates": list(self.candidates),
             "chosen": self.chosen,
             "drawn_at": utc_iso(self.drawn_at),
+            "vehicles": None if self.vehicles is None else list(self.vehicles),
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
@@ -344,6 +349,8 @@ def default_result_document(record: InspectionRecord) -> dict[str, Any]:
             "id": record.draw.chosen,
             "assigned_at": utc_iso(record.draw.drawn_at),
             "candidates": list(record.draw.candidates),
+            # The inspections its vehicle was drawn among (added by issue 15).
+            "vehicles": list(record.draw.vehicles or [record.draw.inspection_id]),
             # The draw chain's record and hash: the registry keeps anchors of the
             # chain, so a chain cut short or rewritten on site no longer matches them.
             "draw_seq": record.draw.seq,
