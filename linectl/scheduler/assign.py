@@ -8,7 +8,8 @@ policy widens the draw along two axes:
 
 - `window` (k): the vehicle is drawn among the first k of the queue, not
   taken from its head, so a driver who times his return for one car gets it
-  only by luck; an owner's place can slip by at most k - 1.
+  only by luck. So that an owner's place slips by at most k - 1, a vehicle
+  already overtaken k - 1 times closes the window behind it (`eligible`).
 - `min_idle` (m) and `hold_s` (T): a call waits, with the first station free
   and a vehicle waiting, until at least m drivers are idle (or all on duty,
   when fewer), but never longer than T clock seconds.
@@ -60,8 +61,8 @@ class AssignmentPolicy:
 POLICIES: dict[str, AssignmentPolicy] = {
     "idle": AssignmentPolicy("idle"),
     "window": AssignmentPolicy("window", window=3),
-    "hold": AssignmentPolicy("hold", min_idle=3, hold_s=90.0),
-    "joint": AssignmentPolicy("joint", window=3, min_idle=3, hold_s=90.0),
+    "hold": AssignmentPolicy("hold", min_idle=2, hold_s=60.0),
+    "joint": AssignmentPolicy("joint", window=3, min_idle=2, hold_s=60.0),
 }
 DEFAULT_POLICY: PolicyName = "joint"
 
@@ -83,6 +84,19 @@ def policy(
         min_idle=base.min_idle if min_idle is None else min_idle,
         hold_s=base.hold_s if hold_s is None else hold_s,
     )
+
+
+def eligible(overtaken: Sequence[int], window: int) -> int:
+    """How many of the first queued vehicles a call may be drawn among.
+
+    `overtaken[i]`: how many vehicles registered after the i-th queued one were
+    called before it. The first `window`, cut just after the first vehicle that
+    has been overtaken window - 1 times already: no one is overtaken more often."""
+    n = min(window, len(overtaken))
+    for i in range(n):
+        if overtaken[i] >= window - 1:
+            return i + 1
+    return n
 
 
 Choose = Callable[[Sequence[str]], str]

@@ -48,6 +48,7 @@ from linectl.config import LineConfig
 from linectl.drivers.errors import DeviceError
 from linectl.drivers.lineio_modbus import LineIO, Prompt, Shown, prompt_name
 from linectl.items import STATION_OF_ITEM, InspectionVerdict, ItemResult, not_judged
+from linectl.scheduler.assign import eligible
 from linectl.scheduler.pool import Draw, ProxyDriverPool
 from linectl.scheduler.stats import JourneyTimes, LineStats
 from linectl.stations.base import Guide, Procedure, Recorder, SiteContext, Visit
@@ -78,6 +79,7 @@ class Queued:
     inspection_type: InspectionType
     items: list[str]
     times: JourneyTimes
+    overtaken: int = 0  # vehicles queued after it that were called before it
 
     @property
     def plate(self) -> str:
@@ -327,11 +329,15 @@ class LineRunner:
     def _window(self) -> list[tuple[str, str]]:
         """The vehicles a call may be drawn among: the first k queued (inspection, plate)."""
         k = self.pool.policy.window
-        return [(q.inspection_id, q.plate) for q in list(self._queue)[:k]]
+        first = list(self._queue)[:k]
+        n = eligible([q.overtaken for q in first], k)
+        return [(q.inspection_id, q.plate) for q in first[:n]]
 
     def _take(self, inspection_id: str) -> None:
         """The draw chose this vehicle: out of the queue, it is the one being called."""
         q = next(x for x in self._queue if x.inspection_id == inspection_id)
+        for ahead in list(self._queue)[: self._queue.index(q)]:
+            ahead.overtaken += 1
         self._queue.remove(q)
         self._calling = q
         self._changed()
@@ -485,6 +491,7 @@ class LineRunner:
             plate=q.plate,
             proxy_driver=draw.chosen,
             candidates=list(draw.candidates),
+            vehicles=list(draw.vehicles or [q.inspection_id]),
         )
         recorder = StoreRecorder(self.store, q.inspection_id, self)
         try:
