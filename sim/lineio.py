@@ -118,6 +118,22 @@ class LineIOEmulator:
             self._inputs[self.map.station_address("EXIT_CLEAR", station)] = exit_clear
         self._changed.notify()
 
+    async def press(self, address: int, held_s: float = 1.5) -> None:
+        """A button or card reader wired to spare discrete input `address` (a
+        driver's check-in, devices.md's spare inputs): on for `held_s`, then off."""
+        if not 0 <= address < len(self._inputs) or address % self._bits in (
+            self.map.station_address("IN_POSITION", 0),
+            self.map.station_address("EXIT_CLEAR", 0),
+        ):
+            raise ValueError(f"input {address} is not a spare input of this module")
+        self._inputs[address] = True
+        self._changed.notify()
+        try:
+            await self.clock.sleep(held_s)
+        finally:
+            self._inputs[address] = False
+            self._changed.notify()
+
     def inputs(self, station: int) -> tuple[bool, bool]:
         """(IN_POSITION, EXIT_CLEAR) of `station`."""
         self._check(station)

@@ -105,3 +105,55 @@ def test_a_driver_who_always_wins_is_flagged() -> None:
     (f,) = fairness(draws)
     assert f.suspicious and f.p_value is not None and f.p_value < 1e-6
     assert chi_square_sf(f.chi_square, 3) == f.p_value
+
+
+def test_choice_per_draw_counts_drivers_and_vehicles() -> None:
+    from linectl.audit import Choice
+
+    draws = [
+        DrawRecord(1, "L1", "I1", ["D1"], "D1", T0, "", ""),  # the old record: one of one
+        DrawRecord(2, "L1", "I2", ["D1", "D2"], "D2", T0, "", "", vehicles=["I2", "I3"]),
+        DrawRecord(3, "L1", "I3", ["D3"], "D3", T0, "", "", vehicles=["I3"]),
+    ]
+    c = Choice.of(draws)
+    assert c.draws == 3
+    assert c.bits_per_draw == (0 + 2 + 0) / 3
+    assert c.single_candidate_share == 2 / 3
+    (f,) = fairness(draws)
+    assert f.to_json()["bits_per_draw"] == round(2 / 3, 3)
+    assert f.to_json()["single_candidate_share"] == round(2 / 3, 3)
+    assert [d["draws"] for d in f.to_json()["days"]] == [3]
+
+
+def test_a_driver_who_gets_one_region_far_beyond_chance_is_flagged() -> None:
+    rng = random.Random(9)
+    draws, vehicles = [], {}
+    for i in range(400):
+        region = "鲁G" if i % 5 == 0 else "鲁B"
+        iid = f"I{i}"
+        vehicles[iid] = (f"{region}{10000 + i}", f"VIN{i:014d}")
+        # D1 gets every 鲁G vehicle though all four were candidates; the rest fair.
+        chosen = "D1" if region == "鲁G" else rng.choice(DRIVERS)
+        draws.append(DrawRecord(i + 1, "L1", iid, DRIVERS, chosen, T0, "", "", vehicles=[iid]))
+    (f,) = fairness(draws, vehicles)
+    flagged = [c for c in f.clusters if c.flagged]
+    assert f.clustered and flagged[0].driver == "D1" and flagged[0].value == "鲁G"
+    assert flagged[0].drawn == 80 and abs(flagged[0].expected - 20) < 1e-9
+    # The same draws, fair: nothing flagged (a fixed seed; Bonferroni keeps it quiet).
+    fair = [
+        DrawRecord(d.seq, "L1", d.inspection_id, DRIVERS, rng.choice(DRIVERS), T0, "", "")
+        for d in draws
+    ]
+    (g,) = fairness(fair, vehicles)
+    assert not g.clustered and g.to_json()["clustering"]["flagged"] is False
+
+
+def test_fairness_cli_prints_the_choice_and_clustering(store: Store, db_url: str) -> None:
+    fill(store, 20)
+    p = audit("fairness", "--db", db_url)
+    assert p.returncode == 0, p.stderr
+    assert "bits per draw" in p.stdout and "single candidate" in p.stdout
+    assert "clustering:" in p.stdout or "CLUSTERED" in p.stdout
+    (line,) = json.loads(audit("fairness", "--db", db_url, "--json").stdout)
+    assert {"draws", "bits_per_draw", "single_candidate_share"} <= set(line)
+    assert line["draws"] == 20 and 0 <= line["single_candidate_share"] <= 1

@@ -202,6 +202,11 @@ class LineIO:
         bits = await self.bus.read_discrete_inputs(self.unit, first, n)
         return self._inputs_of(bits, station, first)
 
+    async def discrete_inputs(self) -> list[bool]:
+        """Every discrete input of the module, spare ones included, in one request."""
+        stride = MAP.stride("discrete_inputs")
+        return await self.bus.read_discrete_inputs(self.unit, 0, stride * self.n_stations)
+
     async def all_inputs(self) -> list[StationInputs]:
         """Every station's inputs in one request."""
         stride = MAP.stride("discrete_inputs")

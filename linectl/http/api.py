@@ -107,6 +107,13 @@ async def duty(request: Request, actor: ActorDep, driver_id: str) -> dict[str, A
     return await ops_of(request).set_duty(actor, driver_id, body.get("on_duty"))
 
 
+@router.post("/drivers/{driver_id}/checkin")
+async def checkin(request: Request, actor: ActorDep, driver_id: str) -> dict[str, Any]:
+    # Added to http.md's paths (issue 15): a driver's return, seen by an operator.
+    await json_object(request, set(), optional=True)
+    return await ops_of(request).check_in(actor, driver_id)
+
+
 @router.post("/lines/{line_id}/pause")
 async def pause(request: Request, actor: ActorDep, line_id: str) -> dict[str, Any]:
     body = await json_object(request, {"reason"}, optional=True)

@@ -452,6 +452,36 @@ class Operations(AlarmOps):
             "on_duty": after not in (DriverState.OFF_DUTY, DriverState.BREAK),
         }
 
+    async def check_in(self, actor: Actor, driver_id: str) -> dict[str, Any]:
+        """A proxy driver is back at the start and ready, as an operator saw and pressed
+        (a line whose `checkin` is `console`); journaled with who pressed it. Refused on
+        another line's mode, or when the driver is not walking back to the start."""
+        target = f"driver:{driver_id}"
+        await self._check(actor, Action.DUTY, target)
+        try:
+            try:
+                line = self.site.proxy_driver_line(driver_id)
+            except KeyError:
+                raise Unknown(f"no proxy driver {driver_id}") from None
+            if line.pool.checkin != "console":
+                raise Conflict(
+                    f"line {line.id} learns its drivers' return by {line.pool.checkin}, "
+                    "not at the console"
+                )
+            d = line.pool.drivers[driver_id]
+            late = d.late
+            if not await line.pool.check_in(driver_id):
+                raise Conflict(f"{driver_id} is {d.state}, not walking back to the start")
+        except Conflict as e:
+            await self.record(
+                actor, "checkin", outcome="refused", target=target, changes={"error": e.as_error()}
+            )
+            raise
+        await self.record(
+            actor, "checkin", target=target, changes={"state": str(d.state), "was_late": late}
+        )
+        return {"id": driver_id, "line": line.id, "state": str(d.state)}
+
     # --- lines --------------------------------------------------------------------
 
     async def pause(self, actor: Actor, line_id: str, reason: Any = None) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from linectl.drivers.errors import DeviceError
 from linectl.drivers.lineio_modbus import LineIO, Prompt, Shown, prompt_name
 from linectl.items import STATION_OF_ITEM, InspectionVerdict, ItemResult, not_judged
 from linectl.scheduler.assign import eligible
+from linectl.scheduler.checkin import watch_checkin_inputs
 from linectl.scheduler.pool import Draw, ProxyDriverPool
 from linectl.scheduler.stats import JourneyTimes, LineStats
 from linectl.stations.base import Guide, Procedure, Recorder, SiteContext, Visit
@@ -296,6 +297,10 @@ class LineRunner:
                 await guide.show(Prompt.BLANK)
             else:
                 await self._send_off_leftover(s, guide)
+        if self.cfg.checkin.mode == "input":
+            self._spawn(
+                watch_checkin_inputs(self.io, self.pool, dict(self.cfg.checkin.inputs), self.clock)
+            )
         try:
             while True:
                 await self._next()
@@ -326,7 +331,7 @@ class LineRunner:
                 t.cancel()
             await asyncio.gather(*self._journeys, return_exceptions=True)
 
-    def _window(self) -> list[tuple[str, str]]:
+    def window(self) -> list[tuple[str, str]]:
         """The vehicles a call may be drawn among: the first k queued (inspection, plate)."""
         k = self.pool.policy.window
         first = list(self._queue)[:k]
@@ -352,7 +357,7 @@ class LineRunner:
         first = self.slots[0]
         await first.lock.acquire()
         try:
-            draw = await self.pool.draw_call(self._window, self._take)
+            draw = await self.pool.draw_call(self.window, self._take)
         except BaseException:
             first.lock.release()
             raise

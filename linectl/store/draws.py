@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from linectl.store.base import NotFound, StoreBase, get_inspection, to_ms
 from linectl.store.chain import verify_chain
-from linectl.store.models import Draw, ProxyDriver
+from linectl.store.models import Draw, Inspection, ProxyDriver
 from linectl.store.records import GENESIS_HASH, ChainReport, DrawRecord
 
 
@@ -96,6 +96,17 @@ class DrawStore(StoreBase):
             q = q.where(Draw.inspection_id == inspection_id)
         with self._errors(), self._read() as s:
             return [draw_record(r) for r in s.scalars(q)]
+
+    def draw_vehicles(self, line: str | None = None) -> dict[str, tuple[str, str]]:
+        """(plate, VIN) of each drawn inspection, by inspection id: what the audit's
+        clustering test groups a driver's vehicles by."""
+        q = select(Inspection.id, Inspection.plate, Inspection.vin).join(
+            Draw, Draw.inspection_id == Inspection.id
+        )
+        if line is not None:
+            q = q.where(Draw.line == line)
+        with self._errors(), self._read() as s:
+            return {iid: (plate, vin) for iid, plate, vin in s.execute(q)}
 
     def verify_draws(self) -> ChainReport:
         """Recompute every hash and link of the draw chain, in seq order; stops at the
