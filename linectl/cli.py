@@ -173,6 +173,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--site", default="demo", help="site id (default: demo)")
     d.add_argument(
+        "--assignment",
+        choices=("idle", "window", "hold", "joint"),
+        default=None,
+        help="assignment policy of every line (default: the config's; see "
+        'benchmarks/README.md, "Assignment policies")',
+    )
+    d.add_argument(
+        "--checkin",
+        choices=("timer", "input", "console"),
+        default="timer",
+        help="how a proxy driver's return is known: timer (walk_back_s), input (his card "
+        "on the line I/O) or console (an operator presses) (default timer)",
+    )
+    d.add_argument(
+        "--colluder",
+        action="store_true",
+        help="one simulated driver of each line tries to get an owner's cars by timing his "
+        "check-in (needs --checkin input or console)",
+    )
+    d.add_argument(
         "--http",
         metavar="HOST:PORT",
         default=DEFAULT_DEMO_HTTP,

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from linectl import demo_assignment
 from linectl.cli import DEFAULT_DEMO_HTTP, CliError
 from linectl.clock import Clock
 from linectl.config import HttpConfig, MqttConfig, SiteConfig, parse_listen, parse_site_config
@@ -364,6 +365,9 @@ def print_figure(doc: dict[str, Any], out: TextIO) -> None:
                 + (f"{svc:.0f} s" if svc is not None else "-"),
                 file=out,
             )
+        drawn = (doc.get("assignment") or {}).get(ln["line"])
+        if drawn:
+            demo_assignment.print_figures({"assignment": {ln["line"]: drawn}}, out)
         pd = ln["proxy_drivers"]
         if pd["mean_utilisation"] is not None:
             per = ", ".join(f"{k} {100 * v:.0f} %" for k, v in pd["utilisation"].items())
@@ -517,7 +521,9 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
     listen = getattr(args, "http", None)
     listen = None if listen in (None, "off") else listen
     tty_dir = Path(tempfile.mkdtemp(prefix="linectl-demo-"))
-    cfg = demo_config(args.site, args.lines, db_url, tty_dir, kinds)
+    cfg = demo_assignment.configure(
+        demo_config(args.site, args.lines, db_url, tty_dir, kinds), args
+    )
     sim = SimSite(cfg, clock, seed=args.seed or 0)
     await sim.start()
     store = await open_store(db_url)
@@ -525,6 +531,7 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
     ops = Operations(site)
     # The simulated world drives whatever vehicle is registered, by whichever door.
     ops.on_accept.append(lambda reg: sim.world.learn(reg.vehicle))
+    checkins = demo_assignment.attach(site, sim, ops, DEMO_ACTOR, args)
     tally = Tally(args.vehicles or None)
     population = Population(seed=args.seed if args.seed is not None else 1)
     returns: Returns | None = None
@@ -581,6 +588,8 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
                 tg.create_task(progress(site, tally, out, returns), name="progress"),
                 tg.create_task(until_done(tally, returns), name="until-done"),
             ]
+            if checkins is not None:
+                tasks.append(tg.create_task(checkins.watch(site.events), name="checkins"))
             tracking = asyncio.Event()
             tasks.append(tg.create_task(track(site, sim, tally, tracking), name="track"))
             await tracking.wait()
@@ -607,7 +616,10 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
     finally:
         if returns is not None:
             await returns.aclose()
+        if checkins is not None:
+            await checkins.aclose()
         doc = await summary(site, tally, sim, returns)
+        doc["assignment"] = await demo_assignment.figures(site, checkins)
         doc["loop_lag_max_clock_s"] = round(lag.worst_clock_s, 2)
         await store.aclose()
         await sim.aclose()
@@ -617,6 +629,7 @@ async def run_demo(args: Any, out: TextIO = sys.stdout) -> dict[str, Any]:
 
 def cli(args: Any) -> int:
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
+    demo_assignment.check(args)
     if args.mqtt:
         parse_broker_url(args.mqtt, "--mqtt")  # a bad URL: one line, before anything starts
     if args.http not in (None, "off"):
