@@ -2,7 +2,7 @@
 
 On a line whose drivers check in (`input`: their card on the line I/O;
 `console`: an operator presses for them), a simulated driver who has left
-his vehicle walks back in 30..50 s and checks in as he arrives. With
+his vehicle walks back in 25..40 s and checks in as he arrives. With
 `colluder`, one driver of each line (drawn here from the simulator's seeded
 generator; nothing names him) works for an owner: when he leaves a vehicle
 he picks a target, the first vehicle just outside the line's draw window
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from linectl.clock import Clock
 from linectl.events import EventBus
 
-WALK_S = (30.0, 50.0)
+WALK_S = (25.0, 40.0)  # within the default walk_back_s: an honest driver is not late
 
 
 class PoolView(Protocol):

@@ -8,8 +8,9 @@ registration form (`/register`) and the abort confirmation
 (`/inspections/{id}/abort`). The retest form is linectl.http.retest.
 
 Forms post to `/register`, `/inspections/{id}/abort`, `/drivers/{id}/duty`,
-`/lines/{id}/pause|resume`, `/lines/{id}/control` (take control, or take it
-over with a reason), `/lines/{id}/control/release` and `/language`, each with the session's CSRF
+`/drivers/{id}/checkin`, `/lines/{id}/pause|resume`, `/lines/{id}/control`
+(take control, or take it over with a reason), `/lines/{id}/control/release`
+and `/language`, each with the session's CSRF
 token (linectl.http.auth.checked_form), each one call of the operations
 layer: the same rights, validation and journal as the API and MQTT. A form
 that succeeds redirects (303) to where it came from (`next`, a path on this
@@ -204,6 +205,17 @@ async def duty(request: Request, actor: PageActor, driver_id: str) -> Response:
         form = await checked_form(request)
         on_duty = {"true": True, "false": False}.get(str(form.get("on_duty")))
         await ops_of(request).set_duty(actor, driver_id, on_duty)
+    except (OpError, HttpError) as e:
+        return refused(request, e)
+    return done(str(form.get("next") or "/"))
+
+
+@router.post("/drivers/{driver_id}/checkin")
+async def checkin(request: Request, actor: PageActor, driver_id: str) -> Response:
+    """A driver back at the start, seen by the operator (a line checking in at the console)."""
+    try:
+        form = await checked_form(request)
+        await ops_of(request).check_in(actor, driver_id)
     except (OpError, HttpError) as e:
         return refused(request, e)
     return done(str(form.get("next") or "/"))

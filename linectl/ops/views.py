@@ -117,6 +117,7 @@ class Views:
                 "state": str(d.state),
                 "plate": d.plate,
                 "inspection_id": d.inspection_id,
+                "late": d.late,
             }
             for d in ln.pool.drivers.values()
         ]
@@ -134,6 +135,9 @@ class Views:
             "stations": stations,
             "queue": queue,
             "drivers": drivers,
+            "checkin": ln.pool.checkin,
+            "assignment": ln.pool.policy.label(),
+            "draw_choice": ln.pool.choice(),
             "rate_per_hour": rate,
             "bound_per_hour": figures["bound_per_hour"],
             "limited_by": figures["limited_by"],

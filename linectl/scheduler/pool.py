@@ -30,7 +30,13 @@ from enum import StrEnum
 
 from linectl.clock import Clock
 from linectl.config import ProxyDriverConfig
-from linectl.scheduler.assign import POLICIES, AssignmentPolicy, csprng_choice, draw_pair
+from linectl.scheduler.assign import (
+    POLICIES,
+    AssignmentPolicy,
+    bits,
+    csprng_choice,
+    draw_pair,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +106,9 @@ class ProxyDriverPool:
         self.checkin = checkin
         # The pool's state changed, or the line's queue did (`wake`): a held call looks again.
         self._wake = asyncio.Event()
+        # (bits, single candidate) of each draw since the daemon started: the console's
+        # figures (`linectl audit fairness` gives them per day from the record).
+        self.draw_log: list[tuple[float, bool]] = []
         # Told of each driver who leaves a vehicle (the simulator walks him back).
         self.on_release: Callable[[str], None] | None = None
         self.tz = tz
@@ -188,6 +197,9 @@ class ProxyDriverPool:
         d.plate, d.inspection_id = plate, inspection_id
         d.draws += 1
         take(inspection_id)
+        self.draw_log.append(
+            (bits(len(candidates), len(window_ids)), len(candidates) * len(window_ids) == 1)
+        )
         draw = Draw(
             self.line,
             inspection_id,
@@ -368,7 +380,18 @@ class ProxyDriverPool:
             out[d.id] = busy / elapsed_s if elapsed_s > 0 else 0.0
         return out
 
-    def snapshot(self) -> list[dict[str, str | None]]:
+    def choice(self) -> dict[str, float | int | None]:
+        """What the draws since start offered: draws, bits per draw, single-candidate share."""
+        n = len(self.draw_log)
+        return {
+            "draws": n,
+            "bits_per_draw": round(sum(b for b, _ in self.draw_log) / n, 3) if n else None,
+            "single_candidate_share": (
+                round(sum(1 for _, one in self.draw_log if one) / n, 3) if n else None
+            ),
+        }
+
+    def snapshot(self) -> list[dict[str, str | bool | None]]:
         return [
             {"id": d.id, "state": str(d.state), "plate": d.plate, "late": d.late}
             for d in self.drivers.values()
