@@ -170,3 +170,34 @@ async def test_demo_with_no_vehicles_serves_the_console_until_ctrl_c(tmp_path: P
             await proc.wait()
     assert proc.returncode == 0, err.decode()[-3000:]
     assert "鲁G12345" in out.decode() and "1 inspections" in out.decode()
+
+
+def test_demo_drivers_check_in_by_card_and_a_colluder_is_scored(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    summary = tmp_path / "summary.json"
+    p = subprocess.run(
+        [
+            sys.executable, "-m", "linectl", "demo",
+            "--vehicles", "5", "--time-scale", "25", "--seed", "3", "--stations", "brake",
+            "--checkin", "input", "--colluder", "--http", "off",
+            "--db", f"sqlite:///{db}", "--summary-json", str(summary),
+        ],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "bits per draw" in p.stdout and "check-in input" in p.stdout
+    doc = json.loads(summary.read_text(encoding="utf-8"))
+    fig = doc["assignment"]["L1"]
+    assert fig["draws"] == 5 and fig["checkin"] == "input" and fig["policy"].startswith("joint")
+    assert fig["bits_per_draw"] > 0 and 0 <= fig["single_candidate_share"] < 1
+    assert fig["colluder"]["chance"] == 0.25
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT inspection_id, vehicles FROM draws ORDER BY seq").fetchall()
+    windows = [json.loads(v) for _, v in rows]
+    assert all(iid in w and 1 <= len(w) <= 3 for (iid, _), w in zip(rows, windows, strict=True))
+    assert max(len(w) for w in windows) == 3  # a morning queue: the first call had three
+    refused = subprocess.run(
+        [sys.executable, "-m", "linectl", "demo", "--vehicles", "1", "--colluder"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--checkin" in refused.stderr
