@@ -38,6 +38,7 @@ from linectl.drivers.devices import DeviceSet
 from linectl.drivers.liveness import LivenessWatch
 from linectl.events import EventBus
 from linectl.registration import Registration, accepted_reply, retest_reply
+from linectl.scheduler.assign import overtaken_in
 from linectl.scheduler.dispatch import choose_line
 from linectl.scheduler.line import LineRunner, Queued
 from linectl.scheduler.pool import Draw, DriverState, ProxyDriverPool, csprng_choice
@@ -299,6 +300,7 @@ class Site:
         return retest_reply(rid, iid, line.id, retest.revision, reg.items)
 
     async def _recover(self) -> None:
+        windows: dict[str, list[tuple[str, list[str] | None]]] = {}
         for rec in await self.store.unfinished_inspections():
             if rec.state == "in_progress" or rec.line is None:
                 reason = "daemon restarted while the vehicle was on the line"
@@ -316,6 +318,10 @@ class Site:
                     abort_reason=f"line {rec.line} no longer configured",
                 )
                 continue
+            if rec.line not in windows:
+                windows[rec.line] = [
+                    (d.inspection_id, d.vehicles) for d in await self.store.draws(rec.line)
+                ]
             runner.enqueue(
                 Queued(
                     rec.id,
@@ -323,6 +329,8 @@ class Site:
                     rec.inspection_type,
                     rec.visit_items(),  # a retest's own items
                     JourneyTimes(self.clock.now()),
+                    # Places it lost before the restart count against its k - 1.
+                    overtaken=overtaken_in(rec.id, windows[rec.line]),
                 )
             )
             log.info("inspection %s (%s) back in the queue of %s", rec.id, rec.plate, rec.line)

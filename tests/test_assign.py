@@ -142,3 +142,19 @@ def test_the_default_policy_meets_the_targets_on_the_model_line() -> None:
     today = [run(POLICIES["idle"], checkin="input", vehicles=300, seed=s) for s in range(1, 4)]
     assert sum(r.hits for r in today) / sum(r.targets for r in today) > 0.6
     assert max(r.single_share for r in today) > 0.8
+
+
+def test_the_overtaken_count_is_rebuilt_from_the_record() -> None:
+    from linectl.scheduler.assign import overtaken_in
+
+    draws = [
+        ("A", ["A", "B", "C"]),
+        ("C", ["B", "C", "D"]),  # B overtaken once
+        ("D", ["B", "D", "E"]),  # twice
+        ("B", ["B", "E", "F"]),  # B drawn: its count starts again (a retest later)
+        ("F", ["B", "E", "F"]),  # the retest queued again, overtaken once
+    ]
+    assert overtaken_in("B", draws) == 1
+    assert overtaken_in("E", draws) == 1
+    assert overtaken_in("Z", draws) == 0
+    assert overtaken_in("B", [("X", None)]) == 0  # draws from before windows

@@ -271,10 +271,15 @@ async def test_sigkill_at_random_points_then_restart(broker: Broker, tmp_path: P
         assert revisions == set(range(1, rec.revision + 1)), (iid, revisions)
         if iid not in interrupted:
             assert set(rec.latest_attempts()) == set(ITEMS), "measured to the end"
-    # Queued at a kill: called after the restart in the order they were registered.
+    # Queued at a kill: called after the restart in the order they were registered,
+    # but for the draw's window (the first 3): none overtaken by more than 2, across
+    # the kills too (each one's count is rebuilt from the draw record).
     order = {iid: k for k, iid in enumerate(ids)}
     drawn = [d.inspection_id for d in draws]
-    assert sorted(drawn, key=order.__getitem__) == drawn, drawn
+    for k, iid in enumerate(drawn):
+        overtaken = sum(1 for other in drawn[:k] if order[other] > order[iid])
+        assert overtaken <= 2, (iid, drawn)
+    assert all(d.vehicles and d.inspection_id in d.vehicles for d in draws)
     assert chain.ok and chain.checked == len(draws)
     assert backlog == 0
     assert status["storage"]["ok"]

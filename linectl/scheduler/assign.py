@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,6 +96,20 @@ def eligible(overtaken: Sequence[int], window: int) -> int:
     for i in range(n):
         if overtaken[i] >= window - 1:
             return i + 1
+    return n
+
+
+def overtaken_in(inspection_id: str, draws: Iterable[tuple[str, Sequence[str] | None]]) -> int:
+    """How often a queued vehicle was overtaken, from the draw record: `draws` are
+    (drawn inspection, the window it was drawn among) in order. Counted since its
+    own last draw (a retest queues the same inspection again), so a restart that
+    puts it back in the queue keeps its count."""
+    n = 0
+    for drawn, window in draws:
+        if drawn == inspection_id:
+            n = 0
+        elif window and inspection_id in window and drawn in window:
+            n += int(list(window).index(inspection_id) < list(window).index(drawn))
     return n
 
 
