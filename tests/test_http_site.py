@@ -64,9 +64,11 @@ async def test_abort_queued_called_and_running_inspections(tmp_path: Path) -> No
 
             a = await register("r-a", "鲁A00001")
             await next_event(sub, "station_started", a)
-            b = await register("r-b", "鲁A00002")  # called: waits for the brake station
-            c = await register("r-c", "鲁A00003")  # queued behind it
-            await until(lambda: line.queue_length() == 1)
+            # Both wait in the queue: a call is drawn (driver and vehicle among the
+            # first queued) only once the brake station is free.
+            b = await register("r-b", "鲁A00002")
+            c = await register("r-c", "鲁A00003")
+            await until(lambda: line.queue_length() == 2)
 
             r = await op.post(f"/api/inspections/{c}/abort", json={"reason": "owner left"})
             assert r.status_code == 200 and r.json()["was"] == "queued", r.text
@@ -154,7 +156,8 @@ async def test_pause_stops_calling_and_resume_goes_on(tmp_path: Path) -> None:
             await next_event(sub, "station_started", first)
             r = await op.post("/api/registrations", json=registration("r-2", plate="鲁B00002"))
             second = r.json()["inspection_id"]
-            await until(lambda: line.queue_length() == 0)  # being called: waits for the station
+            # It waits in the queue: its call is drawn once the station is free.
+            await until(lambda: line.queue_length() == 1)
             r = await op.post("/api/lines/L1/pause", json={"reason": "shift change"})
             assert r.status_code == 200 and r.json()["paused"] is True
             await until(lambda: line.queue_length() == 1)  # held back, first in the queue
