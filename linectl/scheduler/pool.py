@@ -197,9 +197,6 @@ class ProxyDriverPool:
         d.plate, d.inspection_id = plate, inspection_id
         d.draws += 1
         take(inspection_id)
-        self.draw_log.append(
-            (bits(len(candidates), len(window_ids)), len(candidates) * len(window_ids) == 1)
-        )
         draw = Draw(
             self.line,
             inspection_id,
@@ -216,6 +213,10 @@ class ProxyDriverPool:
             d.plate = d.inspection_id = None
             await self._notify()
             raise
+        # Counted once recorded: a draw that never made the record never happened.
+        self.draw_log.append(
+            (bits(len(candidates), len(window_ids)), len(candidates) * len(window_ids) == 1)
+        )
         log.info(
             "%s: %s drives %s (drawn from %s; vehicles %s)",
             self.line,
