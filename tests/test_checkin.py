@@ -144,10 +144,12 @@ async def test_the_board_offers_the_check_in_and_shows_the_draws_choice(tmp_path
         idle = pool.idle()[0]
         pool.release(idle)
         op, csrf = await api.signed_in("operator")
-        board = (await op.get("/")).text
+        board = (await op.get("/lines/L1")).text
         assert f'action="/drivers/{idle}/checkin"' in board
         assert 'class="draw-choice' in board
-        r = await op.post(f"/drivers/{idle}/checkin", data={"csrf_token": csrf, "next": "/"})
+        r = await op.post(
+            f"/drivers/{idle}/checkin", data={"csrf_token": csrf, "next": "/lines/L1"}
+        )
         assert r.status_code == 303, r.text
         assert pool.drivers[idle].state is DriverState.IDLE
-        assert f'action="/drivers/{idle}/checkin"' not in (await op.get("/")).text
+        assert f'action="/drivers/{idle}/checkin"' not in (await op.get("/lines/L1")).text
