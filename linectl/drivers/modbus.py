@@ -266,6 +266,7 @@ class ModbusBus:
         self._timeouts_in_row = 0
         self._connected_before = False
         self._in_flight = False  # a request is waiting for its reply
+        self._expiring: asyncio.Task[Any] | None = None  # cancelled by its request's timer
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -443,38 +444,46 @@ class ModbusBus:
         what: str,
         call: Callable[[ModbusClient], Awaitable[ModbusPDU]],
     ) -> tuple[ModbusPDU, float]:
-        """The request on the wire and its reply, with the wire time in real seconds."""
+        """The request on the wire and its reply, with the wire time in real seconds.
+
+        This is every request's path, so it is kept lean (benchmarks/acquisition.py
+        measures it against a bare pymodbus client): the clock is read twice,
+        and the timeout is one timer that cancels the task, not an
+        `asyncio.timeout` context (half of this method's own cost when it was).
+        """
         loop = self._loop = asyncio.get_running_loop()
         async with self._lock:
-            ub = self._unit_backoff.setdefault(
-                unit, _Retry(self._backoff_min_s, self._backoff_max_s)
-            )
-            if ub.waiting(loop.time()):
-                left = ub.retry_at - loop.time()
+            now = loop.time()
+            ub = self._unit_backoff.get(unit)
+            if ub is None:
+                # Made once per unit, not per request: a Backoff seeds its own
+                # random generator from the OS, a syscall worth ~10 % of a request.
+                ub = self._unit_backoff[unit] = _Retry(self._backoff_min_s, self._backoff_max_s)
+            if ub.waiting(now):
                 raise DeviceUnreachable(
-                    f"{self.name} unit {unit}: {ub.reason}; next attempt in {left:.1f} s",
+                    f"{self.name} unit {unit}: {ub.reason}; "
+                    f"next attempt in {ub.retry_at - now:.1f} s",
                     why=ub.why,
                 )
-            await self._ensure_connected()
+            if self._client is None or not self._client.connected:
+                await self._ensure_connected()
+                now = loop.time()
             client = self._client
             assert client is not None
-            if (wait := self._quiet_until - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            gap = self.frame_gap_s
+            if self._quiet_until > now:
+                await asyncio.sleep(self._quiet_until - now)
+                now = loop.time()
+            task = asyncio.current_task()
+            assert task is not None
             self._in_flight = True
-            sent_at = loop.time()
+            timer = loop.call_at(now + self.timeout_s, self._expire, task)
+            timed_out = False
             try:
-                async with asyncio.timeout(self.timeout_s):
-                    rsp = await call(client)
-            except TimeoutError:
-                # A late reply may still come: keep the line quiet a little longer.
-                gap = max(gap, 0.02) if self.is_rtu else gap
-                self._timeouts_in_row += 1
-                if not self.is_rtu and self._timeouts_in_row >= TCP_TIMEOUTS_BEFORE_RECONNECT:
-                    self._drop_client()
-                reason = f"no answer to {what} within {self.timeout_s:g} s"
-                ub.failed(loop.time(), "not answering", "timeout")
-                raise DeviceTimeout(f"{self.name} unit {unit}: {reason}", why="timeout") from None
+                rsp = await call(client)
+            except asyncio.CancelledError:
+                if not self._expired(task):
+                    raise  # cancelled by someone else: not ours to swallow
+                timed_out = True
             except ConnectionException as e:
                 self._drop_client()
                 raise DeviceUnreachable(
@@ -483,17 +492,42 @@ class ModbusBus:
             except ModbusException as e:
                 raise DeviceProtocolError(f"{self.name} unit {unit}: {what}: {e}") from None
             finally:
+                timer.cancel()
                 self._in_flight = False
-                self._quiet_until = loop.time() + gap
-            latency = loop.time() - sent_at
+                end = self._quiet_until = loop.time() + self.frame_gap_s
+            if timed_out:
+                if self.is_rtu:
+                    # A late reply may still come: keep the line quiet a little longer.
+                    self._quiet_until = end + max(0.0, 0.02 - self.frame_gap_s)
+                self._timeouts_in_row += 1
+                if not self.is_rtu and self._timeouts_in_row >= TCP_TIMEOUTS_BEFORE_RECONNECT:
+                    self._drop_client()
+                reason = f"no answer to {what} within {self.timeout_s:g} s"
+                ub.failed(loop.time(), "not answering", "timeout")
+                raise DeviceTimeout(f"{self.name} unit {unit}: {reason}", why="timeout")
+            latency = end - self.frame_gap_s - now
             self._timeouts_in_row = 0
-            ub.reset()
+            if ub.delays.failures:
+                ub.reset()
         if rsp.function_code & 0x7F != fc:
             # Whole and well-formed, but the answer to another question.
             raise DeviceProtocolError(
                 f"{self.name} unit {unit}: {what}: reply of function code {rsp.function_code}"
             )
         return rsp, latency
+
+    def _expire(self, task: asyncio.Task[Any]) -> None:
+        """The request's time is up: cancel the task waiting for its reply."""
+        self._expiring = task
+        task.cancel()
+
+    def _expired(self, task: asyncio.Task[Any]) -> bool:
+        """Whether `task` was cancelled by its request's timer alone (as
+        `asyncio.timeout` decides: a cancel from elsewhere as well wins)."""
+        if self._expiring is not task:
+            return False
+        self._expiring = None
+        return task.uncancel() == 0
 
     def _registers(self, rsp: ModbusPDU, count: int, what: str) -> list[int]:
         regs = list(rsp.registers)
