@@ -256,3 +256,29 @@ def test_a_bus_left_by_a_closed_event_loop_is_replaced() -> None:
     again = ModbusBus.for_transport(transport, 0.2, registry=registry)
     assert again is not bus
     asyncio.run(use(again))
+
+
+async def test_timeout_after_answered_requests_and_a_cancel_from_outside(
+    registry: BusRegistry,
+) -> None:
+    # The bus's one watchdog timer outlives the answered requests before it:
+    # an unanswered one still times out on time, and a cancel from elsewhere
+    # stays a cancel (not a timeout), leaving the bus usable.
+    emu = BrakeTesterEmulator(Clock(1.0), unit=1)
+    async with served([emu.sim_device()], "rtu") as (transport, _):
+        bus = ModbusBus.for_transport(
+            transport, 0.2, registry=registry, backoff_min_s=0.001, backoff_max_s=0.002
+        )
+        for _ in range(20):
+            assert len(await bus.read_input_registers(1, 7, 2)) == 2
+        elapsed, err = await timed(bus.read_input_registers(2, 7, 2))  # nobody is unit 2
+        assert isinstance(err, DeviceTimeout), err
+        assert 0.19 <= elapsed < 0.6
+        await asyncio.sleep(0.01)  # unit 2's backoff
+        task = asyncio.create_task(bus.read_input_registers(2, 7, 2))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0.05)  # the late reply of nobody, and the line's quiet time
+        assert len(await bus.read_input_registers(1, 7, 2)) == 2

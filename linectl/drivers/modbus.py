@@ -267,6 +267,10 @@ class ModbusBus:
         self._connected_before = False
         self._in_flight = False  # a request is waiting for its reply
         self._expiring: asyncio.Task[Any] | None = None  # cancelled by its request's timer
+        self._watched: asyncio.Task[Any] | None = None  # waiting for a reply, watched
+        self._deadline = 0.0  # of the watched request, loop time
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog_loop: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -317,6 +321,9 @@ class ModbusBus:
     async def close(self) -> None:
         """Close the bus for good; later requests raise DeviceUnreachable."""
         self._closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         self._drop_client()
         if self._registry is not None:
             self._registry._forget(self)
@@ -448,8 +455,9 @@ class ModbusBus:
 
         This is every request's path, so it is kept lean (benchmarks/acquisition.py
         measures it against a bare pymodbus client): the clock is read twice,
-        and the timeout is one timer that cancels the task, not an
-        `asyncio.timeout` context (half of this method's own cost when it was).
+        and the timeout is the bus's watchdog (see `_watch`), not an
+        `asyncio.timeout` context and its timer per request (half of this
+        method's own cost when it was).
         """
         loop = self._loop = asyncio.get_running_loop()
         async with self._lock:
@@ -476,7 +484,7 @@ class ModbusBus:
             task = asyncio.current_task()
             assert task is not None
             self._in_flight = True
-            timer = loop.call_at(now + self.timeout_s, self._expire, task)
+            self._arm(loop, task, now + self.timeout_s)
             timed_out = False
             try:
                 rsp = await call(client)
@@ -492,7 +500,7 @@ class ModbusBus:
             except ModbusException as e:
                 raise DeviceProtocolError(f"{self.name} unit {unit}: {what}: {e}") from None
             finally:
-                timer.cancel()
+                self._watched = None
                 self._in_flight = False
                 end = self._quiet_until = loop.time() + self.frame_gap_s
             if timed_out:
@@ -516,10 +524,35 @@ class ModbusBus:
             )
         return rsp, latency
 
-    def _expire(self, task: asyncio.Task[Any]) -> None:
-        """The request's time is up: cancel the task waiting for its reply."""
-        self._expiring = task
-        task.cancel()
+    def _arm(
+        self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any], deadline: float
+    ) -> None:
+        """Watch `task`'s request until `deadline`. One timer per bus, moved
+        on only when it fires: a request that is answered costs two
+        assignments, not a timer made, queued and cancelled."""
+        self._watched, self._deadline = task, deadline
+        if self._watchdog is not None and (
+            self._watchdog_loop is not loop or self._watchdog.when() > deadline
+        ):
+            self._watchdog.cancel()  # another loop's, or later than this deadline
+            self._watchdog = None
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._watch)
+            self._watchdog_loop = loop
+
+    def _watch(self) -> None:
+        """The watchdog fired: expire the request in flight if its deadline
+        has passed, else wait for that deadline; idle, it stops."""
+        self._watchdog = None
+        task = self._watched
+        if task is None or self._watchdog_loop is None:
+            return
+        if self._watchdog_loop.time() >= self._deadline:
+            self._watched = None
+            self._expiring = task
+            task.cancel()
+        else:
+            self._watchdog = self._watchdog_loop.call_at(self._deadline, self._watch)
 
     def _expired(self, task: asyncio.Task[Any]) -> bool:
         """Whether `task` was cancelled by its request's timer alone (as
