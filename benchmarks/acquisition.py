@@ -291,20 +291,22 @@ async def one_size(
         for st in stations:
             st.runs = []
         bares = [BareStation(p) for p in fleet.ports]
-        flat_real = bare_real = 0.0
+        flat_real = bare_real = flat_cpu = bare_cpu = 0.0
         flat_requests = flat_lost = 0
         for _ in range(rounds):
-            req0 = requests()
+            req0, cpu0 = requests(), time.process_time()
             t0 = time.monotonic()
             await asyncio.gather(*(flat_station(st, t0 + flat_seconds) for st in stations))
             flat_real += time.monotonic() - t0
+            flat_cpu += time.process_time() - cpu0
             flat_requests += requests() - req0
             for st, w in zip(stations, fleet.runs(), strict=True):
                 flat_lost += compare(st.runs, w)[1]
                 st.runs = []
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), time.process_time()
             await asyncio.gather(*(b.run(t0 + flat_seconds) for b in bares))
             bare_real += time.monotonic() - t0
+            bare_cpu += time.process_time() - cpu0
             fleet.runs()  # the bare clients' runs are not acquisitions
         overruns = sum(st.overruns for st in stations)
         for b in bares:
@@ -313,7 +315,8 @@ async def one_size(
         await registry.close_all()
         fleet.close()
     req_per_s = flat_requests / flat_real
-    bare_per_s = sum(b.requests for b in bares) / bare_real
+    bare_requests = sum(b.requests for b in bares)
+    bare_per_s = bare_requests / bare_real
     return {
         "stations": n,
         "samples": good,
@@ -326,6 +329,10 @@ async def one_size(
         "ratio_to_bare": round(req_per_s / bare_per_s, 3),
         "cpu_s_per_sample": round(cpu / max(good, 1), 9),
         "paced_req_per_s": round(paced_requests / paced_real, 1),
+        # CPU of this process per request, flat out: steadier than the rates
+        # on a shared machine, and the driver's own cost is the difference.
+        "cpu_us_per_req": round(1e6 * flat_cpu / max(flat_requests, 1), 1),
+        "bare_cpu_us_per_req": round(1e6 * bare_cpu / max(bare_requests, 1), 1),
         "daemon_cpu_share": round(cpu / paced_real, 3),
         "sim_cpu_share": round(sim_cpu / paced_real, 3),
         "load_avg_before": load_before,
@@ -345,6 +352,8 @@ COLUMNS = [
     ("bare_req_per_s", "bare req/s"),
     ("ratio_to_bare", "ratio"),
     ("cpu_s_per_sample", "CPU s/sample"),
+    ("cpu_us_per_req", "CPU µs/req"),
+    ("bare_cpu_us_per_req", "bare CPU µs/req"),
     ("daemon_cpu_share", "daemon CPU"),
     ("sim_cpu_share", "sim CPU"),
     ("load_avg_before", "load before"),

@@ -152,9 +152,20 @@ class NullModem:
     """Two ptys bridged master to master: `ends` are the two slave paths of
     one cable. By convention `ends[0]` is the instrument's side (give it to
     sim.modbus_server.serve_rtu) and `ends[1]` the host's, where `link()`
-    points by default. `start()` (or `async with`) runs the bridge."""
+    points by default. `start()` (or `async with`) runs the bridge.
 
-    def __init__(self) -> None:
+    A pty moves bytes as fast as the kernel copies them. Given `baudrate`,
+    the bridge delivers each chunk when its last character would have
+    arrived on a wire of that speed (`bits_per_char` a character: 10 for
+    8N1), one direction after another as a UART sends them, so what runs over
+    it meets the line's own limit (benchmarks/rtu.py)."""
+
+    def __init__(self, baudrate: int | None = None, bits_per_char: int = 10) -> None:
+        if baudrate is not None and not baudrate > 0:
+            raise ValueError(f"baud rate must be > 0, got {baudrate}")
+        self.baudrate = baudrate
+        self.char_s = bits_per_char / baudrate if baudrate else 0.0
+        self._line_free = [0.0, 0.0]  # per direction: when the wire is idle again
         master0, slave0, path0 = _open_pty()
         try:
             master1, slave1, path1 = _open_pty()
@@ -194,6 +205,18 @@ class NullModem:
             if e.errno == errno.EIO:
                 return
             raise
+        if self.baudrate and self._loop is not None:
+            way = self._masters.index(src)
+            now = self._loop.time()
+            done = max(now, self._line_free[way]) + len(data) * self.char_s
+            self._line_free[way] = done
+            self._loop.call_at(done, self._deliver, dst, data)
+            return
+        self._deliver(dst, data)
+
+    def _deliver(self, dst: int, data: bytes) -> None:
+        if self._closed:
+            return
         try:
             n = os.write(dst, data)
         except BlockingIOError:

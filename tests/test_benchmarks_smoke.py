@@ -1,0 +1,64 @@
+"""Each benchmark of benchmarks/ runs at its smallest size, so none of them rots.
+
+They run as the README says to run them (one command, `--json FILE`), in a
+subprocess; the figures are not judged here (a shared machine makes them
+noise), only that the document has its fixed keys and that nothing was lost.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_benchmark(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "|---" in proc.stdout  # the table
+    doc: dict[str, Any] = json.loads(out.read_text())
+    assert doc["machine"]["date"] and doc["machine"]["load_avg_start"] >= 0
+    return doc
+
+
+def test_acquisition_one_station(tmp_path: Path) -> None:
+    doc = run_benchmark(
+        "acquisition",
+        tmp_path,
+        *("--stations", "1", "--seconds", "1.5", "--flat-seconds", "0.3", "--rounds", "1"),
+        *("--max-test-ms", "1000", "--repeat", "1"),
+    )
+    (row,) = doc["runs"]
+    keys = {"stations", "samples", "lost", "overruns", "p50_poll_ms", "p99_poll_ms"}
+    keys |= {"req_per_s", "bare_req_per_s", "ratio_to_bare", "cpu_s_per_sample"}
+    assert keys <= row.keys()
+    assert row["stations"] == 1 and row["samples"] >= 100  # at least one whole run
+    assert row["lost"] == 0 and row["overruns"] == 0
+    assert row["req_per_s"] > 0 and row["bare_req_per_s"] > 0
+    assert row["ratio_to_bare"] == round(row["req_per_s"] / row["bare_req_per_s"], 3)
+
+
+def test_rtu_drain_and_two_controllers(tmp_path: Path) -> None:
+    doc = run_benchmark(
+        "rtu",
+        tmp_path,
+        *("--samples", "200", "--periods", "10", "--max-test-ms", "1000", "--repeat", "1"),
+    )
+    drain = doc["drain"]
+    assert drain["samples"] == 200 and drain["lost"] == 0
+    # the paced null-modem holds the reads to the wire's speed
+    assert 0 < drain["fraction"] <= 1.0
+    (row,) = doc["two_controllers"]
+    assert row["lost"] == 0 and row["samples"] == 2 * 100
+    assert doc["shortest_period_ms_held"] == 10
