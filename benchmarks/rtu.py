@@ -13,7 +13,7 @@ in this process: at 19200 Bd the wire, not the CPU, is the limit.
    bits of a character over the baud rate (`wire_limit_samples_per_s`), and
    the same with the 3.5-character silence Modbus RTU keeps before every
    frame (`wire_limit_with_gaps`). `fraction` is achieved over the first.
-2. two controllers on one bus (units 1 and 2), each a brake station's run of
+2. `--controllers` (2 unless told) on one bus (units 1, 2, ...), each a brake station's run of
    `--max-test-ms` at its poll pace, for each SAMPLE_PERIOD_MS of
    `--periods`: samples lost (every sample checked against what the
    emulator wrote), overruns, the bus's occupancy. The result is the
@@ -146,9 +146,12 @@ async def station(
     return reader.samples(), 0
 
 
-async def two_on_one_bus(period_ms: int, max_test_ms: int, baud: int) -> dict[str, Any]:
+async def shared_bus(
+    controllers: int, period_ms: int, max_test_ms: int, baud: int
+) -> dict[str, Any]:
     clock = Clock(1.0)
-    emus = [BrakeTesterEmulator(clock, unit=u, name=f"rbt{u}") for u in (1, 2)]
+    units = range(1, controllers + 1)
+    emus = [BrakeTesterEmulator(clock, unit=u, name=f"rbt{u}") for u in units]
     axles = [RecordingAxle(e, i) for i, e in enumerate(emus)]
     for e, a in zip(emus, axles, strict=True):
         e.place_axle(a)
@@ -164,7 +167,7 @@ async def two_on_one_bus(period_ms: int, max_test_ms: int, baud: int) -> dict[st
             RbtModbus(
                 DeviceConfig(id=f"rbt{u}", model="rbt-modbus", transport=transport, unit=u), bus
             )
-            for u in (1, 2)
+            for u in units
         ]
         wire = Wire(bus)
         polls: list[float] = []
@@ -182,6 +185,7 @@ async def two_on_one_bus(period_ms: int, max_test_ms: int, baud: int) -> dict[st
         good, lost, overruns = good + g, lost + lo, overruns + over
     char_s = bits_per_char(transport) / baud
     return {
+        "controllers": controllers,
         "period_ms": period_ms,
         "samples": good,
         "lost": lost,
@@ -199,11 +203,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     doc: dict[str, Any] = {"machine": benchlib.machine(), "args": vars(args)}
     drains = [await drain(args.samples, args.baud) for _ in range(args.repeat)]
     doc["drain"] = benchlib.median_row(drains, keep_max=("lost",)) | {"each": drains}
-    doc["two_controllers"] = []
+    doc["shared_bus"] = []
     doc["shortest_period_ms_held"] = None
     for period in sorted(args.periods):
-        row = await two_on_one_bus(period, args.max_test_ms, args.baud)
-        doc["two_controllers"].append(row)
+        row = await shared_bus(args.controllers, period, args.max_test_ms, args.baud)
+        doc["shared_bus"].append(row)
         if row["lost"] == 0 and row["overruns"] == 0:
             doc["shortest_period_ms_held"] = period
             break
@@ -221,9 +225,10 @@ def main() -> None:
         "--periods",
         type=lambda s: [int(x) for x in s.split(",")],
         default=[10, 20, 30, 50, 100],
-        help="SAMPLE_PERIOD_MS to try with two controllers, shortest first",
+        help="SAMPLE_PERIOD_MS to try on the shared bus, shortest first",
     )
-    p.add_argument("--max-test-ms", type=int, default=30000, help="run length, two controllers")
+    p.add_argument("--controllers", type=int, default=2, help="brake controllers on one bus")
+    p.add_argument("--max-test-ms", type=int, default=30000, help="run length on the shared bus")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", metavar="FILE")
     args = p.parse_args()
@@ -249,7 +254,10 @@ def main() -> None:
         ],
         [doc["drain"]],
     )
-    print(f"\nTwo controllers on one bus, {args.max_test_ms} ms runs at the station's pace:")
+    print(
+        f"\n{args.controllers} controllers on one bus, {args.max_test_ms} ms runs "
+        "at the station's pace:"
+    )
     benchlib.print_table(
         [
             ("period_ms", "SAMPLE_PERIOD_MS"),
@@ -260,7 +268,7 @@ def main() -> None:
             ("p99_poll_ms", "poll p99 ms"),
             ("ring_wire_share", "ring reads' share of the wire"),
         ],
-        doc["two_controllers"],
+        doc["shared_bus"],
     )
     print(f"\nshortest SAMPLE_PERIOD_MS held at 0 lost: {doc['shortest_period_ms_held']}")
     benchlib.write_json(args.json, doc)
