@@ -59,6 +59,36 @@ def test_rtu_drain_and_two_controllers(tmp_path: Path) -> None:
     assert drain["samples"] == 200 and drain["lost"] == 0
     # the paced null-modem holds the reads to the wire's speed
     assert 0 < drain["fraction"] <= 1.0
-    (row,) = doc["two_controllers"]
-    assert row["lost"] == 0 and row["samples"] == 2 * 100
+    (row,) = doc["shared_bus"]
+    assert row["controllers"] == 2 and row["lost"] == 0 and row["samples"] == 2 * 100
     assert doc["shortest_period_ms_held"] == 10
+
+
+def test_storage_two_vehicles(tmp_path: Path) -> None:
+    doc = run_benchmark("storage", tmp_path, *("--lines", "1", "--vehicles", "2", "--repeat", "1"))
+    row = doc["sqlite"]
+    assert row["inspections"] == 2 and row["attempts"] >= 2
+    assert row["bytes_per_inspection"] > 0 and row["year_gib"] > 0
+    assert row["p50_attempt_ms"] > 0 and row["bare_p50_ms"] > 0
+    assert row["verdicts_as_built"] == 2
+
+
+def test_throughput_writes_its_document(tmp_path: Path) -> None:
+    doc = run_benchmark(
+        "throughput", tmp_path, *("--lines", "1", "--vehicles", "2", "--time-scale", "60")
+    )
+    assert doc["vehicles"] == 2 and doc["verdicts_as_built"] == 2
+    assert doc["cpu_s"] > 0 and doc["peak_rss_mib"] > 0
+    (line,) = doc["lines"]
+    assert line["line"] == "L1"
+
+
+def test_upstream_two_vehicles(tmp_path: Path) -> None:
+    doc = run_benchmark(
+        "upstream",
+        tmp_path,
+        *("--lines", "1", "--vehicles", "2", "--pings", "20", "--repeat", "1"),
+    )
+    row = doc["upstream"]
+    assert row["registrations"] == row["replies"] == row["results"] == 2
+    assert row["p50_reply_ms"] > 0 and row["p50_result_ms"] > 0 and row["bare_p50_ms"] > 0
