@@ -87,8 +87,10 @@ def test_upstream_two_vehicles(tmp_path: Path) -> None:
     doc = run_benchmark(
         "upstream",
         tmp_path,
-        *("--lines", "1", "--vehicles", "2", "--pings", "20", "--repeat", "1"),
+        *("--lines", "1", "--vehicles", "2", "--pings", "20", "--outbox", "20", "--repeat", "1"),
     )
     row = doc["upstream"]
     assert row["registrations"] == row["replies"] == row["results"] == 2
     assert row["p50_reply_ms"] > 0 and row["p50_result_ms"] > 0 and row["bare_p50_ms"] > 0
+    assert row["p50_reply_ms"] >= row["p50_register_ms"] > 0  # the site's work is a part
+    assert row["outbox"] == 20 and row["drain_per_s"] > 0 and row["bare_per_s"] > 0
