@@ -139,3 +139,27 @@ async def test_closing_a_pty_port_wakes_its_reader() -> None:
         await asyncio.wait_for(reader, 2.0)
     with pytest.raises(ConnectionError):
         port.write(b"x")
+
+
+async def test_a_null_modem_with_a_baud_rate_delivers_at_the_line_speed() -> None:
+    # 192 characters of 10 bits at 19200 Bd take 100 ms on the wire: each chunk
+    # arrives no earlier than its last character would, in order, both ways.
+    async with NullModem(baudrate=19200) as modem:
+        a, b = open_end(modem.ends[0]), open_end(modem.ends[1])
+        loop = asyncio.get_running_loop()
+        try:
+            data = bytes(range(192))
+            t0 = loop.time()
+            a.write(data[:96])
+            a.write(data[96:])
+            assert await read_exactly(b.fileno(), 192) == data
+            assert loop.time() - t0 >= 192 * 10 / 19200 - 0.002  # 100 ms, less timer slack
+            t0 = loop.time()
+            b.write(b"\x01\x03")
+            assert await read_exactly(a.fileno(), 2) == b"\x01\x03"
+            assert loop.time() - t0 >= 2 * 10 / 19200 - 0.0005
+        finally:
+            a.close()
+            b.close()
+    with pytest.raises(ValueError, match="baud rate"):
+        NullModem(baudrate=0)
