@@ -18,6 +18,14 @@ the store does it (in its worker thread). Then:
   attempt as the store commits them, same pragmas (WAL, synchronous NORMAL,
   foreign keys): `bare_p50_ms`; `ratio_to_bare` is bare over the store.
 
+With LINECTL_TEST_POSTGRES_URL set (or `--postgres URL`), the same demo also
+runs into a schema of its own on that server (made and dropped here):
+bytes per inspection from `pg_total_relation_size` (tables, indexes and
+TOAST) against the same schema empty, and as the ceiling each attempt row
+copied by the server alone (`INSERT ... SELECT` of that row from the demo's
+schema, one transaction each, with psycopg): the database's own cost of the
+row, without the client's.
+
 Usage (the medians of --repeat demos):
 
     .venv/bin/python benchmarks/storage.py --vehicles 30 --json storage.json
@@ -29,17 +37,22 @@ import argparse
 import asyncio
 import functools
 import io
+import os
 import sqlite3
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import benchlib
+import psycopg
+from sqlalchemy.engine import make_url
 
 from linectl.demo import run_demo
 from linectl.store.inspections import InspectionStore
+from linectl.store.repo import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON")
@@ -101,40 +114,114 @@ def bare_inserts(db: Path, empty: Path) -> list[float]:
     return out
 
 
-async def one_run(a: argparse.Namespace) -> dict[str, Any]:
+def _pg_conninfo(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _pg_schema_url(url: str, schema: str) -> str:
+    u = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    return u.render_as_string(hide_password=False)
+
+
+def pg_sizes(conninfo: str, schema: str) -> dict[str, int]:
+    with psycopg.connect(conninfo) as c:
+        rows = c.execute(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r'",
+            (schema,),
+        ).fetchall()
+    return {name: int(size) for name, size in rows}
+
+
+def pg_bare_inserts(conninfo: str, src: str, dst: str) -> list[float]:
+    """Each attempt row of schema `src` copied into `dst` by the server, one
+    transaction each (its inspection copied first, untimed)."""
+    out: list[float] = []
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        # The parents, not what is timed; what they point to in turn (proxy
+        # drivers, ...) is not copied, so no checks for them (superuser only).
+        c.execute("SET session_replication_role = replica")
+        c.execute(f'INSERT INTO "{dst}".inspections SELECT * FROM "{src}".inspections')
+        c.execute("SET session_replication_role = origin")
+        ids = [r[0] for r in c.execute(f'SELECT id FROM "{src}".attempts ORDER BY id')]
+        for i in ids:
+            t0 = time.perf_counter()
+            with c.transaction():
+                c.execute(
+                    f'INSERT INTO "{dst}".attempts SELECT * FROM "{src}".attempts WHERE id = %s',
+                    (i,),
+                )
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+async def one_pg_run(a: argparse.Namespace, url: str) -> dict[str, Any]:
+    """The demo into a fresh PostgreSQL schema; sizes and the bare ceiling."""
     load_before = benchlib.load_average()
+    conninfo = _pg_conninfo(url)
+    demo_schema, empty_schema = (f"bench_{uuid.uuid4().hex[:12]}" for _ in range(2))
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        for schema in (demo_schema, empty_schema):
+            c.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        empty = Store(_pg_schema_url(url, empty_schema))
+        empty.upgrade()
+        empty.close()
+        empty_sizes = pg_sizes(conninfo, empty_schema)
+        row = await _demo_and_times(a, _pg_schema_url(url, demo_schema))
+        sizes = pg_sizes(conninfo, demo_schema)
+        with psycopg.connect(conninfo) as c:
+            row["inspections"] = c.execute(
+                f'SELECT count(*) FROM "{demo_schema}".inspections WHERE finished_at IS NOT NULL'
+            ).fetchone()[0]  # type: ignore[index]
+            row["attempts"] = c.execute(
+                f'SELECT count(*) FROM "{demo_schema}".attempts'
+            ).fetchone()[0]  # type: ignore[index]
+        bare = pg_bare_inserts(conninfo, demo_schema, empty_schema)
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            for schema in (demo_schema, empty_schema):
+                c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    grown = {k: v - empty_sizes.get(k, 0) for k, v in sizes.items()}
+    return _figures(a, row, grown, bare, load_before)
+
+
+async def _demo_and_times(a: argparse.Namespace, db_url: str) -> dict[str, Any]:
+    """Run the demo into `db_url`, timing the store's attempt and completion writes."""
     attempts_s: list[float] = []
     completions_s: list[float] = []
     originals = (InspectionStore.record_attempt, InspectionStore.complete_inspection)
     InspectionStore.record_attempt = timing(originals[0], attempts_s)  # type: ignore[method-assign]
     InspectionStore.complete_inspection = timing(originals[1], completions_s)  # type: ignore[method-assign]
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            db = Path(tmp) / "site.db"
-            args = argparse.Namespace(
-                lines=a.lines,
-                vehicles=a.vehicles,
-                time_scale=a.time_scale,
-                seed=a.seed,
-                db=f"sqlite:///{db}",
-                site="bench",
-                mqtt=None,
-            )
-            doc = await run_demo(args, out=io.StringIO())
-            tables = table_bytes(db)
-            with sqlite3.connect(db) as c:
-                n = c.execute("SELECT COUNT(*) FROM inspections WHERE finished_at IS NOT NULL")
-                inspections = n.fetchone()[0]
-                n_attempts = c.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
-            empty = Path(tmp) / "empty.db"
-            with sqlite3.connect(empty) as c:
-                for sql in schema_of(db):
-                    c.execute(sql)
-            empty_tables = table_bytes(empty)
-            bare = bare_inserts(db, empty)
+        args = argparse.Namespace(
+            lines=a.lines,
+            vehicles=a.vehicles,
+            time_scale=a.time_scale,
+            seed=a.seed,
+            db=db_url,
+            site="bench",
+            mqtt=None,
+        )
+        doc = await run_demo(args, out=io.StringIO())
     finally:
         InspectionStore.record_attempt, InspectionStore.complete_inspection = originals  # type: ignore[method-assign]
-    grown = {k: v - empty_tables.get(k, 0) for k, v in tables.items()}
+    return {
+        "attempts_s": attempts_s,
+        "completions_s": completions_s,
+        "verdicts_as_built": sum(r["matches_expectation"] for r in doc["inspections"]),
+    }
+
+
+def _figures(
+    a: argparse.Namespace,
+    row: dict[str, Any],
+    grown: dict[str, int],
+    bare: list[float],
+    load_before: float,
+) -> dict[str, Any]:
+    inspections, attempts_s = row["inspections"], row["attempts_s"]
     per = max(inspections, 1)
     kept = sum(v for k, v in grown.items() if "outbox" not in k)
     bytes_per = kept / per
@@ -143,7 +230,7 @@ async def one_run(a: argparse.Namespace) -> dict[str, Any]:
     bare_p50 = benchlib.percentile(bare, 0.5)
     return {
         "inspections": inspections,
-        "attempts": n_attempts,
+        "attempts": row["attempts"],
         "bytes_per_inspection": round(bytes_per),
         "bytes_per_inspection_with_outbox": round(sum(grown.values()) / per),
         "attempts_bytes_per_inspection": round(
@@ -153,15 +240,35 @@ async def one_run(a: argparse.Namespace) -> dict[str, Any]:
         "year_gib": round(bytes_per * per_year / 2**30, 2),
         "p50_attempt_ms": round(1000 * p50, 3),
         "p99_attempt_ms": round(1000 * benchlib.percentile(attempts_s, 0.99), 3),
-        "p50_complete_ms": round(1000 * benchlib.percentile(completions_s, 0.5), 3),
+        "p50_complete_ms": round(1000 * benchlib.percentile(row["completions_s"], 0.5), 3),
         "bare_p50_ms": round(1000 * bare_p50, 3),
         "bare_p99_ms": round(1000 * benchlib.percentile(bare, 0.99), 3),
         "ratio_to_bare": round(bare_p50 / p50, 3) if p50 else 0.0,
-        "verdicts_as_built": sum(r["matches_expectation"] for r in doc["inspections"]),
+        "verdicts_as_built": row["verdicts_as_built"],
         "tables": grown,
         "load_avg_before": load_before,
         "load_avg_after": benchlib.load_average(),
     }
+
+
+async def one_run(a: argparse.Namespace) -> dict[str, Any]:
+    load_before = benchlib.load_average()
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "site.db"
+        row = await _demo_and_times(a, f"sqlite:///{db}")
+        tables = table_bytes(db)
+        with sqlite3.connect(db) as c:
+            n = c.execute("SELECT COUNT(*) FROM inspections WHERE finished_at IS NOT NULL")
+            row["inspections"] = n.fetchone()[0]
+            row["attempts"] = c.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+        empty = Path(tmp) / "empty.db"
+        with sqlite3.connect(empty) as c:
+            for sql in schema_of(db):
+                c.execute(sql)
+        empty_tables = table_bytes(empty)
+        bare = bare_inserts(db, empty)
+    grown = {k: v - empty_tables.get(k, 0) for k, v in tables.items()}
+    return _figures(a, row, grown, bare, load_before)
 
 
 COLUMNS = [
@@ -186,6 +293,9 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
     doc: dict[str, Any] = {"machine": benchlib.machine(), "args": vars(a)}
     rows = [await one_run(a) for _ in range(a.repeat)]
     doc["sqlite"] = benchlib.median_row(rows) | {"each": rows}
+    if a.postgres:
+        rows = [await one_pg_run(a, a.postgres) for _ in range(a.repeat)]
+        doc["postgresql"] = benchlib.median_row(rows) | {"each": rows}
     doc["machine"]["load_avg_end"] = benchlib.load_average()
     return doc
 
@@ -202,16 +312,28 @@ def main() -> None:
     p.add_argument("--hours-per-day", type=float, default=10.0)
     p.add_argument("--days-per-year", type=float, default=300.0)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=os.environ.get("LINECTL_TEST_POSTGRES_URL") or None,
+        help="also on this PostgreSQL server (default: $LINECTL_TEST_POSTGRES_URL)",
+    )
     p.add_argument("--json", metavar="FILE")
     a = p.parse_args()
     doc = asyncio.run(run(a))
     m = doc["machine"]
     print(
-        f"storage (SQLite), {m['date']}, {m['cpu']} x{m['cores']}, median of {a.repeat}; "
+        f"storage, {m['date']}, {m['cpu']} x{m['cores']}, median of {a.repeat}; "
         f"load average {m['load_avg_start']} .. {m['load_avg_end']}; a year = "
         f"{a.per_line_hour:g}/h x {a.lines} lines x {a.hours_per_day:g} h x {a.days_per_year:g} d"
     )
-    benchlib.print_table(COLUMNS, [doc["sqlite"]])
+    benchlib.print_table(
+        [("backend", "backend"), *COLUMNS], [{"backend": "SQLite"} | doc["sqlite"]]
+    )
+    if "postgresql" in doc:
+        benchlib.print_table(
+            [("backend", "backend"), *COLUMNS], [{"backend": "PostgreSQL"} | doc["postgresql"]]
+        )
     benchlib.write_json(a.json, doc)
 
 
