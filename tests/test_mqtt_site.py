@@ -323,8 +323,14 @@ async def test_registration_to_result_round_trip(broker: Broker, tmp_path: Path)
             assert set(d) >= {"id", "state", "plate"}
         assert any(m.retain for m in reg.on(t.status("L1"))), "status is retained"
 
-        # Delivered means acknowledged, and recorded so.
-        [row] = await run.store.outbox(iid)
+        # Delivered means acknowledged, and recorded so. The registry can hold
+        # the result a moment before the PUBACK reaches the publisher, which
+        # marks the row then: wait for that, within a bound.
+        for _ in range(500):
+            [row] = await run.store.outbox(iid)
+            if row.delivered_at is not None:
+                break
+            await asyncio.sleep(0.01)
         assert row.delivered_at is not None and row.revision == 1
 
         # The same request again: the same reply, no second inspection.
