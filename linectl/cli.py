@@ -252,7 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="clock speed-up (must match the daemon's)",
     )
-    s.add_argument("--seed", type=int, help="vehicle population seed")
+    s.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the world, of the random faults, and of the population whose first "
+        "vehicles the world knows (registry-sim --seed registers them)",
+    )
+    s.add_argument(
+        "--faults",
+        metavar="PLAN.toml",
+        help="inject the device faults of this plan (sim/faults.py)",
+    )
+    s.add_argument(
+        "--fault-rate",
+        type=_share,
+        default=0.0,
+        metavar="F",
+        help="inject device faults at random: each device, each simulated minute, with chance F",
+    )
 
     res = cmd("results", "linectl.results:cli", "list inspection results, or show one in full")
     res.add_argument("inspection_id", nargs="?", help="show this inspection in full")

@@ -21,6 +21,7 @@ shown and of an entry light turned green while the station is not free
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 
 from pymodbus.constants import ExcCodes
@@ -30,6 +31,7 @@ from linectl.clock import Clock
 from linectl.drivers.regmap import load_map, text_from_registers
 from sim.referee import Referee
 
+BOUNCE_S = 2.0  # how long a chattering photo switch bounces after a change (clock s)
 DRIVE_IN = 1  # devices.md prompt code, written out (the emulator borrows no driver enum)
 
 
@@ -100,6 +102,10 @@ class LineIOEmulator:
         self._shown_at = [0.0] * n_stations
         self._written = [False] * n_stations
         self._changed = _Changed()
+        # An injected fault (sim/faults.py): IN_POSITION bounces after it changes.
+        self.chatter = False
+        self._chatter_rng = random.Random(unit)
+        self._edge_at = [float("-inf")] * n_stations  # clock time IN_POSITION last changed
 
     # -- the world's side -----------------------------------------------------
 
@@ -113,7 +119,10 @@ class LineIOEmulator:
         """Set the photo switches of `station` (None leaves one as it is)."""
         self._check(station)
         if in_position is not None:
-            self._inputs[self.map.station_address("IN_POSITION", station)] = in_position
+            a = self.map.station_address("IN_POSITION", station)
+            if self._inputs[a] != in_position:
+                self._edge_at[station] = self.clock.now()
+            self._inputs[a] = in_position
         if exit_clear is not None:
             self._inputs[self.map.station_address("EXIT_CLEAR", station)] = exit_clear
         self._changed.notify()
@@ -253,6 +262,8 @@ class LineIOEmulator:
                     self._check_lights(address, [bool(v) for v in set_values])
                 bits[address : address + len(set_values)] = [bool(v) for v in set_values]
                 self._changed.notify()
+            if function_code == 2 and self.chatter:
+                bits = self._chattering(bits)
             # The runtime answers from its words: refresh them from the model.
             for w in range(len(registers) - 1):
                 chunk = bits[16 * w : 16 * w + 16]
@@ -265,6 +276,18 @@ class LineIOEmulator:
             assert where is not None  # the runtime refused undefined addresses
             registers[a - start_address] = self._blocks[where[0]][where[1]]
         return None
+
+    def _chattering(self, bits: list[bool]) -> list[bool]:
+        """The inputs as a chattering photo switch reads them: for `BOUNCE_S` after
+        IN_POSITION changed (a vehicle half in the beam), a read may still give the
+        old state (the model's own state is untouched)."""
+        out = list(bits)
+        now = self.clock.now()
+        for s in range(self.n_stations):
+            a = self.map.station_address("IN_POSITION", s)
+            if now - self._edge_at[s] < BOUNCE_S and self._chatter_rng.random() < 0.4:
+                out[a] = not out[a]
+        return out
 
     def _check_lights(self, address: int, values: list[bool]) -> None:
         for s in range(self.n_stations):

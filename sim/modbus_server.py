@@ -12,13 +12,16 @@ them and the daemon must meet them:
   on RTU (another slave on the line may own it) and exception 0B (gateway
   target failed to respond) on TCP, not a "device failure" reply.
 Both checks run in request classes given to the server through its
-`custom_pdu` hook, so everything else stays pymodbus's code path.
+`custom_pdu` hook, so everything else stays pymodbus's code path. The same
+gate plays injected faults (sim/faults.py): given a `gate(unit)` that names
+the unit's trouble now, a request gets no answer ("silent") or exception
+04 or 06 instead of its reply.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -43,6 +46,13 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import SimDevice
 
 Ranges = list[tuple[int, int]]
+Gate = Callable[[int], str | None]  # unit id -> "silent", "04", "06" or None (sim/faults.py)
+_GATE_CODES = {"04": ExcCodes.DEVICE_FAILURE, "06": ExcCodes.DEVICE_BUSY}
+
+
+class _Silent(NoSuchIdException):
+    """Raised to leave a request unanswered: the server ignores it like a missing unit."""
+
 
 _BIT_REQUESTS: dict[type[ModbusPDU], int] = {
     ReadCoilsRequest: 0,  # index into SimDevice.simdata: coils
@@ -77,7 +87,9 @@ def _bit_ranges(device: SimDevice) -> tuple[Ranges, Ranges]:
     return out[0], out[1]
 
 
-def _request_classes(devices: Sequence[SimDevice]) -> list[type[ModbusPDU]]:
+def _request_classes(
+    devices: Sequence[SimDevice], tcp: bool, gate: Gate | None = None
+) -> list[type[ModbusPDU]]:
     ranges = {d.id: _bit_ranges(d) for d in devices}
 
     def unit_ranges(device_id: int) -> tuple[Ranges, Ranges]:
@@ -86,6 +98,20 @@ def _request_classes(devices: Sequence[SimDevice]) -> list[type[ModbusPDU]]:
             raise NoSuchIdException(f"no emulated device {device_id}")
         return found
 
+    def refusal(pdu: ModbusPDU, device_id: int) -> ModbusPDU | None:
+        """Exception 0B for a unit nobody emulates behind a TCP gateway (an RTU
+        line stays silent), else the injected fault's answer, if any."""
+        if device_id not in ranges and 0 not in ranges:
+            if tcp:
+                return ExceptionResponse(pdu.function_code, ExcCodes.GATEWAY_NO_RESPONSE)
+            raise NoSuchIdException(f"no emulated device {device_id}")
+        trouble = gate(device_id) if gate is not None else None
+        if trouble == "silent":
+            raise _Silent(f"unit {device_id} is silent (injected fault)")
+        if trouble in _GATE_CODES:
+            return ExceptionResponse(pdu.function_code, _GATE_CODES[trouble])
+        return None
+
     classes: list[type[ModbusPDU]] = []
     for base, block in _BIT_REQUESTS.items():
 
@@ -93,6 +119,8 @@ def _request_classes(devices: Sequence[SimDevice]) -> list[type[ModbusPDU]]:
             _block = block
 
             async def datastore_update(self, context: Any, device_id: int) -> ModbusPDU:
+                if (refused := refusal(self, device_id)) is not None:
+                    return refused
                 first = self.address
                 n = 1 if isinstance(self, WriteSingleCoilRequest) else self.count
                 defined = unit_ranges(device_id)[self._block]
@@ -106,7 +134,8 @@ def _request_classes(devices: Sequence[SimDevice]) -> list[type[ModbusPDU]]:
 
         class CheckedUnit(base):  # type: ignore[valid-type, misc]
             async def datastore_update(self, context: Any, device_id: int) -> ModbusPDU:
-                unit_ranges(device_id)
+                if (refused := refusal(self, device_id)) is not None:
+                    return refused
                 return await super().datastore_update(context, device_id)
 
         CheckedUnit.__name__ = CheckedUnit.__qualname__ = base.__name__
@@ -133,6 +162,15 @@ class ServerHandle:
         self.path = path
         self._closed = False
 
+    def drop_connections(self) -> int:
+        """Drop every client connection now, the server still listening (a
+        connection lost mid-run); returns how many were dropped."""
+        conns = list(self.server.active_connections.values())
+        for c in conns:
+            if c.transport is not None:
+                c.transport.abort()
+        return len(conns)
+
     async def close(self) -> None:
         """Stop listening and drop every connection (idempotent)."""
         if self._closed:
@@ -155,11 +193,20 @@ class ServerHandle:
 
 
 async def serve_tcp(
-    devices: SimDevice | Sequence[SimDevice], host: str = "127.0.0.1", port: int = 0
+    devices: SimDevice | Sequence[SimDevice],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    gate: Gate | None = None,
 ) -> ServerHandle:
     """Serve `devices` (by unit id) on host:port; port 0 takes a free port."""
     devs = _as_list(devices)
-    server = ModbusTcpServer(devs, address=(host, port), custom_pdu=_request_classes(devs))
+    server = ModbusTcpServer(
+        devs,
+        address=(host, port),
+        # Missing units are answered 0B by the gate; what it raises is a silent unit.
+        ignore_missing_devices=True,
+        custom_pdu=_request_classes(devs, tcp=True, gate=gate),
+    )
     try:
         await server.serve_forever(background=True)
     except RuntimeError:
@@ -171,7 +218,10 @@ async def serve_tcp(
 
 
 async def serve_rtu(
-    devices: SimDevice | Sequence[SimDevice], device_path: str, baudrate: int = 19200
+    devices: SimDevice | Sequence[SimDevice],
+    device_path: str,
+    baudrate: int = 19200,
+    gate: Gate | None = None,
 ) -> ServerHandle:
     """Serve `devices` as RTU slaves on the serial device `device_path`
     (typically one end of a sim.pty.NullModem)."""
@@ -181,7 +231,7 @@ async def serve_rtu(
         port=device_path,
         baudrate=baudrate,
         ignore_missing_devices=True,
-        custom_pdu=_request_classes(devs),
+        custom_pdu=_request_classes(devs, tcp=False, gate=gate),
     )
     try:
         await server.serve_forever(background=True)

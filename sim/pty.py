@@ -26,6 +26,7 @@ import errno
 import os
 import termios
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -180,6 +181,8 @@ class NullModem:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.dropped = 0  # bytes lost because the far end's input was full
+        # Injected faults (sim/faults.py): rewrites what the instrument's end sends.
+        self.tamper: Callable[[bytes], bytes] | None = None
 
     def link(self, path: str | os.PathLike[str], end: int = 1) -> Path:
         """A symlink at `path` to `ends[end]` (the host's end by default)."""
@@ -205,6 +208,8 @@ class NullModem:
             if e.errno == errno.EIO:
                 return
             raise
+        if self.tamper is not None and src == self._masters[0]:
+            data = self.tamper(data)
         if self.baudrate and self._loop is not None:
             way = self._masters.index(src)
             now = self._loop.time()

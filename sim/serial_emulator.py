@@ -7,7 +7,10 @@ loop hands every chunk of bytes the daemon wrote to the protocol
 and writes back the replies. `LineNoise` dirties the line on purpose for
 tests and the demo: random bytes between frames, or a reply with one byte
 flipped, from a seeded `random.Random`. `mute` makes the instrument deaf, as
-if switched off. Each emulator reports what the line computer did out of
+if switched off; `garbled` flips a byte of every reply (an injected fault,
+sim/faults.py); `unplug()` and `replug()` take the port away (the link at the
+device path is gone and the daemon's open port hangs up) and bring a new
+one back at the same path, as a USB adapter pulled out and put back. Each emulator reports what the line computer did out of
 order to its `referee` (sim/referee.py).
 """
 
@@ -60,7 +63,10 @@ class SerialEmulator(abc.ABC):
         self.referee = referee or Referee()
         self.noise: LineNoise | None = None
         self.mute = False
+        self.garbled = False
         self.requests = 0  # frames answered
+        self._garble_rng = random.Random(0)
+        self._device_path: str | None = None
         self._port: PtyPort | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -80,6 +86,7 @@ class SerialEmulator(abc.ABC):
         if self._port is not None:
             raise RuntimeError("emulator already started")
         self._port = PtyPort()
+        self._device_path = device_path
         path = self._port.path
         if device_path:
             path = str(self._port.link(device_path))
@@ -96,6 +103,22 @@ class SerialEmulator(abc.ABC):
         if port is not None:
             port.close()
 
+    async def unplug(self) -> None:
+        """The port disappears: the daemon's open one hangs up, the path is gone."""
+        await self.aclose()
+
+    async def replug(self) -> None:
+        """A new port at the same device path (after `unplug`)."""
+        if self._port is None:
+            await self.start(self._device_path)
+
+    def _garble(self, reply: bytes) -> bytes:
+        out = bytearray(reply)
+        if out:
+            i = self._garble_rng.randrange(len(out))
+            out[i] ^= 1 << self._garble_rng.randrange(8)
+        return bytes(out)
+
     async def _serve(self, port: PtyPort) -> None:
         while True:
             data = await port.read()
@@ -106,6 +129,8 @@ class SerialEmulator(abc.ABC):
                     continue
                 self.requests += 1
                 out = self.noise.dirty(reply) if self.noise else reply
+                if self.garbled:
+                    out = self._garble(out)
                 port.write(out)
 
     @abc.abstractmethod

@@ -8,6 +8,12 @@ proxy drivers then acts on the line I/O emulators' guide displays. This is
 what `linectl sim --config FILE` runs, and half of `linectl demo`. One
 `Referee` (`SimSite.referee`) hears every protocol violation of the site's
 emulators and world.
+
+Device faults (sim/faults.py) come from a plan (`--faults PLAN.toml`) or at
+random (`--fault-rate F`, seeded by `--seed`); `SimSite.faults` plays them,
+switching each on and off in its device's emulator. With `--seed` the world
+also knows the first vehicles of that seed's population (sim.vehicles), the
+ones `linectl registry-sim --seed` registers, so their built-in faults show.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from linectl.cli import CliError
 from linectl.clock import Clock
 from linectl.config import DeviceConfig, SiteConfig, TcpTransport, load_site_config
+from sim.faults import DeviceSpot, Fault, FaultPlan, FaultPlanError, FaultRunner, random_faults
 from sim.gas_analyser import GasAnalyserEmulator
 from sim.headlamp_tester import HeadlampTesterEmulator
 from sim.lineio import LineIOEmulator
@@ -30,9 +38,13 @@ from sim.opacimeter import OpacimeterEmulator
 from sim.pty import NullModem
 from sim.rbt import BrakeTesterEmulator
 from sim.referee import Referee
+from sim.vehicles import Population
 from sim.world import SimLine, SimStation, World
 
 log = logging.getLogger(__name__)
+
+# With --seed, how many of that population's vehicles the world knows (as linectl.demo).
+KNOWN_VEHICLES = 500
 
 # Emulators of the serial (non-Modbus) instruments: model -> factory(clock, device config,
 # referee). Each returns an object with `async start(device_path: str)` and `async aclose()`.
@@ -53,6 +65,9 @@ class SimSite:
         self._servers: list[Any] = []
         self._closers: list[Any] = []
         self._ports: dict[str, int] = {}  # device id -> bound TCP port
+        self._handles: dict[str, Any] = {}  # Modbus device id -> its server
+        self._modems: dict[str, NullModem] = {}  # RTU Modbus device id -> its cable
+        self.faults = FaultRunner(clock, {})
         lines = []
         for ln in cfg.lines:
             io = LineIOEmulator(
@@ -76,6 +91,64 @@ class SimSite:
         if d.model in SERIAL_EMULATORS:
             return SERIAL_EMULATORS[d.model](self.clock, d, self.referee)
         raise ValueError(f"no emulator for device model {d.model} ({d.id})")
+
+    def spots(self) -> dict[str, DeviceSpot]:
+        """Every device's model and transport, for fault plans."""
+        out = {}
+        for d in self._devices():
+            t = d.transport
+            kind = "tcp" if isinstance(t, TcpTransport) else "serial"
+            if kind == "serial" and d.model in ("rbt-modbus", "lineio-modbus"):
+                kind = "rtu"
+            out[d.id] = DeviceSpot(d.id, d.model, kind)
+        return out
+
+    def _switch(self, f: Fault, on: bool) -> Any:
+        """Turn fault `f` on or off in its emulator; an awaitable when that takes I/O."""
+        emu = self.emulators[f.device]
+        if f.kind in ("modbus_drop", "lineio_gone"):
+            if on and f.device in self._ports:  # a TCP connection goes too
+                self._handles[f.device].drop_connections()
+        elif f.kind in ("rtu_bad_crc", "rtu_short_frame"):
+            modem = self._modems[f.device]
+            if not on:
+                modem.tamper = None
+            elif f.kind == "rtu_bad_crc":
+                modem.tamper = lambda b: b[:-1] + bytes([b[-1] ^ 0x5A]) if b else b
+            else:
+                modem.tamper = lambda b: b[: max(1, len(b) - 3)]
+        elif f.kind == "serial_silent":
+            emu.mute = on
+        elif f.kind == "serial_garbled":
+            emu.garbled = on
+        elif f.kind == "serial_port_gone":
+            return emu.unplug() if on else emu.replug()
+        elif f.kind == "photo_chatter":
+            emu.chatter = on
+        elif f.kind == "lift_stuck":
+            emu.stick_lift(on)
+        elif f.kind == "analyser_busy":
+            emu.stuck_busy = on
+        elif f.kind == "head_lost":
+            emu.stuck_head = on
+        return None
+
+    def plan_faults(
+        self, plan: str | None = None, rate: float = 0.0, seed: int = 0, until_s: float = 86400.0
+    ) -> list[Fault]:
+        """The faults to play: the plan file's, or drawn at `rate` (FaultPlanError
+        names what is wrong with a plan)."""
+        spots = self.spots()
+        self.faults.switches = {d: self._switch for d in spots}
+        if plan:
+            return FaultPlan.load(plan, spots).faults
+        return random_faults(spots, rate, seed, until_s)
+
+    def know_population(self, seed: int, n: int) -> None:
+        """The world knows the first `n` vehicles of the population of `seed`."""
+        population = Population(seed=seed)
+        for _ in range(n):
+            self.world.add(population.next())
 
     def _devices(self) -> list[DeviceConfig]:
         out = []
@@ -101,10 +174,16 @@ class SimSite:
                 self._closers.append(emu)
         for key, devs in modbus_groups.items():
             sim_devices = [self.emulators[d.id].sim_device() for d in devs]
+            by_unit = {d.unit: d.id for d in devs}
+
+            def gate(unit: int, by_unit: dict[int, str] = by_unit) -> str | None:
+                dev = by_unit.get(unit)
+                return self.faults.modbus_gate(dev) if dev is not None else None
+
             if key[0] == "tcp":
                 t = devs[0].transport
                 assert isinstance(t, TcpTransport)
-                server = await serve_tcp(sim_devices, t.host, t.port)
+                server = await serve_tcp(sim_devices, t.host, t.port, gate=gate)
                 for d in devs:
                     self._ports[d.id] = server.port
                 log.info("sim: %s on tcp %s:%d", ", ".join(d.id for d in devs), t.host, server.port)
@@ -113,9 +192,18 @@ class SimSite:
                 await modem.__aenter__()
                 self._closers.append(modem)
                 modem.link(key[1])
-                server = await serve_rtu(sim_devices, modem.ends[0], devs[0].transport.baudrate)  # type: ignore[union-attr]
+                server = await serve_rtu(
+                    sim_devices,
+                    modem.ends[0],
+                    devs[0].transport.baudrate,  # type: ignore[union-attr]
+                    gate=gate,
+                )
+                for d in devs:
+                    self._modems[d.id] = modem
                 log.info("sim: %s on rtu %s", ", ".join(d.id for d in devs), key[1])
             self._servers.append(server)
+            for d in devs:
+                self._handles[d.id] = server
 
     def live_config(self) -> SiteConfig:
         """The config with every TCP port 0 replaced by the port actually bound."""
@@ -136,8 +224,13 @@ class SimSite:
             lines.append(ln.model_copy(update={"io": fix(ln.io), "stations": stations}))
         return self.cfg.model_copy(update={"lines": lines})
 
-    async def run(self) -> None:
-        await self.world.run()
+    async def run(self, faults: list[Fault] | None = None) -> None:
+        if not faults:
+            await self.world.run()
+            return
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.world.run(), name="world")
+            tg.create_task(self.faults.play(faults), name="faults")
 
     async def aclose(self) -> None:
         for server in self._servers:
@@ -151,9 +244,13 @@ class SimSite:
                     await c.__aexit__(None, None, None)
 
 
-async def _run_sim(cfg: SiteConfig, time_scale: float, seed: int) -> None:
+async def _run_sim(cfg: SiteConfig, args: Any) -> None:
+    time_scale, seed = args.time_scale, args.seed or 0
     clock = Clock(time_scale)
     site = SimSite(cfg, clock, seed)
+    if args.seed is not None:
+        site.know_population(args.seed, KNOWN_VEHICLES)
+    faults = site.plan_faults(args.faults, args.fault_rate, seed)
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -161,8 +258,12 @@ async def _run_sim(cfg: SiteConfig, time_scale: float, seed: int) -> None:
         loop.add_signal_handler(sig, main.cancel)
     await site.start()
     print(f"simulating site {cfg.site_id} at time scale {time_scale:g}; Ctrl-C to stop", flush=True)
+    if args.faults:
+        print(f"fault plan {args.faults}: {len(faults)} fault(s)", flush=True)
+    elif args.fault_rate:
+        print(f"random faults at rate {args.fault_rate:g} a device-minute, seed {seed}", flush=True)
     try:
-        await site.run()
+        await site.run(faults)
     except asyncio.CancelledError:
         pass
     finally:
@@ -173,10 +274,19 @@ async def _run_sim(cfg: SiteConfig, time_scale: float, seed: int) -> None:
             + (f" ({kinds})" if kinds else ""),
             flush=True,
         )
+        if faults:
+            print(site.faults.summary(), flush=True)
 
 
 def cli(args: Any) -> int:
     cfg = load_site_config(args.config)
+    if args.faults and args.fault_rate:
+        raise CliError("--faults and --fault-rate: give a plan or a rate, not both", 2)
+    if args.faults:
+        try:  # a bad plan is refused before anything listens
+            SimSite(cfg, Clock(1.0)).plan_faults(args.faults)
+        except FaultPlanError as e:
+            raise CliError(f"--faults {e}", 2) from None
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
-    asyncio.run(_run_sim(cfg, args.time_scale, args.seed or 0))
+    asyncio.run(_run_sim(cfg, args))
     return 0

@@ -15,6 +15,12 @@ the registered description when the world saw it (`learn`). A vehicle called
 in again (a retest) is the one `add`ed last under its plate (repaired, see
 sim/repair.py), driven once its previous trip has left the line.
 
+A driver sent off mid-station (DRIVE_OUT with "see the operator", or the
+text a restarted daemon shows to a vehicle it finds on a station) leaves at
+once, whatever the station's procedure was at; a driver waiting for a call
+that will never come (its inspection aborted by a daemon that died) gives
+up when its vehicle is called into the line again.
+
 Drivers do what the display says even when the instruments are not ready for
 it, as real ones do; what they see go wrong they tell the `referee`
 (sim/referee.py), which the instrument emulators share.
@@ -37,6 +43,15 @@ from sim.referee import Referee
 from sim.vehicles import SimVehicle, healthy_vehicle_for
 
 log = logging.getLogger(__name__)
+
+# What a display says to send a vehicle off the line: "see the operator" after an
+# abort, and (linectl.scheduler.line.LEFTOVER_TEXT) "please contact the operator"
+# to a vehicle a restarted daemon finds on a station.
+SENT_OFF_TEXTS = ("operator", "请联系操作员")
+
+
+def sent_off(blk: PromptBlock) -> bool:
+    return blk.code == Prompt.DRIVE_OUT and any(t in blk.text for t in SENT_OFF_TEXTS)
 
 
 @dataclass
@@ -101,6 +116,7 @@ class Agent:
         self.habits = world.habits
         self._seen: dict[int, int] = {}
         self.trip = Trip(sv.plate, line.id)
+        self.on_station: int | None = None  # the station it is on, None between them
 
     def span(self, rng_range: tuple[float, float]) -> float:
         return self.rng.uniform(*rng_range)
@@ -139,17 +155,38 @@ class Agent:
             k = st.index
             await self.wait_for(k, lambda b: b.code == Prompt.DRIVE_IN and b.plate == self.sv.plate)
             await io.wait_entry_light(k, True)
+            self.on_station = k
             await self.pause(self.habits.drive_in_s)
             io.set_inputs(k, in_position=True)
-            await BEHAVIOURS.get(st.kind, passive)(self, st)
+            await self._unless_sent_off(k, BEHAVIOURS.get(st.kind, passive)(self, st))
             # A driver reads the display: sent to the operator, the trip ends here.
-            sent_off = "operator" in io.prompt(k).text
+            off = sent_off(io.prompt(k))
             await self.leave(k)
+            self.on_station = None
             self.trip.stations_done.append(st.id)
-            if sent_off:
+            if off:
                 self.trip.sent_off = True
                 break
         self.trip.finished = True
+
+    async def _unless_sent_off(self, k: int, work: Awaitable[None]) -> None:
+        """Do the station's part, unless the display sends the vehicle off first."""
+        task = asyncio.ensure_future(work)
+        watch = asyncio.create_task(self._until_sent_off(k))
+        try:
+            await asyncio.wait([task, watch], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (task, watch):
+                t.cancel()
+            await asyncio.gather(task, watch, return_exceptions=True)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+
+    async def _until_sent_off(self, k: int) -> None:
+        io = self.line.io
+        blk = io.prompt(k)
+        while not sent_off(blk):
+            blk = await io.wait_prompt(k, blk.seq)
 
     async def leave(self, k: int) -> None:
         # devices.md: EXIT_CLEAR falls no later than IN_POSITION falls.
@@ -230,6 +267,11 @@ class World:
             if current is None or not current.trip.stations_done:
                 return
             del self._agents[plate]  # until the next trip sets off, a DRIVE_IN is its call
+            if current.on_station is None and not current.trip.finished:
+                # Between stations, waiting for a call that will not come (its
+                # inspection was aborted): called in again, it gives that up.
+                log.info("world: %s called in again while on its way: a new trip", plate)
+                before.cancel()
 
         async def go() -> None:
             try:
