@@ -269,7 +269,7 @@ class Registry:
         """Results owed: revision 1 of every accepted registration, the revision of
         every accepted retest."""
         out = set()
-        for rid, r in self.replies.items():
+        for r in self.replies.values():
             if r.get("accepted") and isinstance(r.get("inspection_id"), str):
                 out.add((r["inspection_id"], int(r.get("revision") or 1)))
         return out
@@ -336,7 +336,7 @@ class Day:
     async def run(self) -> dict[str, Any]:
         opts = self.opts
         work = Path(opts.workdir or tempfile.mkdtemp(prefix="linectl-chaos-"))
-        work.mkdir(parents=True, exist_ok=True)
+        os.makedirs(work, exist_ok=True)
         self.say(
             f"chaos day: seed {opts.seed}, {opts.vehicles} vehicles, {opts.kills} kills, "
             f"fault rate {opts.fault_rate:g}, {opts.lines} line(s), time scale "
@@ -486,7 +486,6 @@ class Day:
             sv = population.next()
             built[sv.plate] = sv
         wrong: list[str] = []
-        not_judged: Counter[str] = Counter()
         inspections = retests = duplicates = 0
         owed = reg.awaited()
         if db.exists():
@@ -500,10 +499,6 @@ class Day:
                     "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM attempts "
                     "GROUP BY inspection_id, item_code, started_at)"
                 ).fetchone()[0]
-                for (reason,) in c.execute(
-                    "SELECT reason FROM attempts WHERE verdict = 'not_judged'"
-                ):
-                    not_judged[str(reason or "unknown").split(":")[0]] += 1
                 kind = {iid: (plate, t) for iid, plate, t in rows}
                 beam = "record"
                 for iid, code, verdict in c.execute(
@@ -523,6 +518,7 @@ class Day:
                         "SELECT inspection_id, revision FROM published_results"
                     )
                 }
+        not_judged = _not_judged(reg)
         lost = sorted(owed - set(reg.results))
         duplicates += reg.differing
         audit = _audit(config)
@@ -581,6 +577,21 @@ class Day:
             line("  the daemon had to be killed at the end (no stop on SIGTERM)")
         if self.error:
             line(f"  error: {self.error}")
+
+
+def _not_judged(reg: Registry) -> Counter[str]:
+    """Not-judged items of the delivered results by reason (its key, before ":"): an
+    attempt once however many revisions carry it, an item never measured (attempt 0)
+    once per revision."""
+    seen: dict[tuple[str, str, Any], str] = {}
+    for (iid, rev), doc in reg.results.items():
+        for item in doc.get("items") or []:
+            if item.get("verdict") != "not_judged":
+                continue
+            n = item.get("attempt") or 0
+            key = (iid, str(item.get("code")), n if n else ("revision", rev))
+            seen[key] = str(item.get("reason") or "unknown").split(":")[0]
+    return Counter(seen.values())
 
 
 def _audit(config: Path) -> bool:
