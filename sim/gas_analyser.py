@@ -103,6 +103,14 @@ class GasAnalyserEmulator(SerialEmulator):
     def place_vehicle(self, engine: Engine | None) -> None:
         self.engine = engine
 
+    def stay_busy(self, on: bool = True) -> None:
+        """A fault (sim/faults.py): the running operation never ends, and with none
+        running a back-flush starts by itself and never ends either."""
+        self.stuck_busy = on
+        now = self.clock.now()
+        if on and self._running(now) is None:
+            self._op = (NHA_BACK_FLUSH, now, now + self.durations[NHA_BACK_FLUSH])
+
     # --- state ---------------------------------------------------------------------
 
     def _running(self, t: float) -> int | None:

@@ -128,7 +128,7 @@ class SimSite:
         elif f.kind == "lift_stuck":
             emu.stick_lift(on)
         elif f.kind == "analyser_busy":
-            emu.stuck_busy = on
+            emu.stay_busy(on)
         elif f.kind == "head_lost":
             emu.stuck_head = on
         return None

@@ -42,7 +42,10 @@ async def strike(rig: Rig, station: str, fault: Fault, after_s: float) -> None:
         # A dropped connection is reconnected at the next request: if no reply was
         # lost on it (the tester keeps sampling into its ring) the run stands.
         ("brake", "rbt-L1", "modbus_drop", 8.0, None, {"drive_lift_not_up"}),
+        ("brake", "rbt-L1", "lift_stuck", 8.0, "lift_fault", {"drive_lift_not_up"}),
         ("headlamp", "hlt-L1", "serial_silent", 3.0, "device_fault", set()),
+        ("headlamp", "hlt-L1", "head_lost", 3.0, "head_timeout", set()),
+        ("emission", "gas-L1", "analyser_busy", 2.0, "analyser_busy", set()),
         ("emission", "gas-L1", "serial_port_gone", 10.0, "device_fault", set()),
         # The line I/O module goes while the vehicle is on the rollers: the brake
         # prompt cannot be shown in time; the vehicle waits for the display.
@@ -61,7 +64,10 @@ async def test_a_fault_mid_test_leaves_the_item_not_judged_and_the_station_recov
     items = ITEMS[station]
     async with running_site(tmp_path, kinds=(station,)) as rig:
         rig.sim.plan_faults()  # the emulators' fault switches
-        fault = Fault(device, kind, 0.0, 40.0 if kind != "modbus_drop" else 0.0)
+        # Long enough to outlast what the procedure waits for (the analyser's zero).
+        fault = Fault(
+            device, kind, 0.0, {"modbus_drop": 0.0, "analyser_busy": 120.0}.get(kind, 40.0)
+        )
         struck = asyncio.create_task(strike(rig, station, fault, after_s))
         [first] = await rig.inspect_all([healthy_vehicle_for("京A10001")], items)
         await asyncio.wait_for(struck, 60)
