@@ -7,8 +7,11 @@ waits until the port is lost (the USB adapter pulled, the pty of a stopped
 simulator gone), and opens it again after a backoff (exponential, capped,
 jittered, in real seconds). The outage is reported once to the device's
 `DeviceHealth`, which logs it once and logs again only when the device
-answers again. While the port is closed a request fails at once with
-`DeviceUnreachable`; it never waits for the port.
+answers again. A request that finds the port closed cuts the owner's backoff
+short (an instrument plugged back in is used at once, not after the
+backoff's tens of seconds) and waits for it no longer than for a reply; then
+it fails with `DeviceUnreachable`. Attempts to open stay at least the
+shortest backoff apart, however many requests ask.
 
 A request holds the port's lock for its whole round trip, so the frames of
 two callers never interleave. Timeouts are real seconds (a reply takes the
@@ -135,6 +138,8 @@ class SerialPort:
         self.timeout_s = timeout_s
         self.stats = SerialStats()
         self._backoff = Backoff(backoff_min_s, backoff_max_s)
+        self._backoff_min_s = backoff_min_s
+        self._poke = asyncio.Event()  # a request wants the port: try to open it now
         self._lock = asyncio.Lock()
         self._rx: _Receiver | None = None
         self._tx: asyncio.Transport | None = None
@@ -206,7 +211,7 @@ class SerialPort:
                 self.open_why, self.open_error = os_error_words(e)
                 self.health.down(f"cannot open {self.path}: {self.open_error}")
                 self._first_attempt.set()
-                await asyncio.sleep(self._backoff.next())
+                await self._pause(self._backoff.next())
                 continue
             self._backoff.reset()
             self._first_attempt.set()
@@ -220,7 +225,19 @@ class SerialPort:
             self.open_why, self.open_error = ("lost", os_error_words(err)[1] if err else "closed")
             self.health.down(f"port {self.path} lost: {self.open_error}")
             self._drop_transport()
-            await asyncio.sleep(self._backoff.next())
+            await self._pause(self._backoff.next())
+
+    async def _pause(self, seconds: float) -> None:
+        """The backoff before the next attempt to open, cut short by a request that
+        wants the port, but never below the shortest backoff."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        self._poke.clear()
+        await asyncio.sleep(min(seconds, self._backoff_min_s))
+        left = until - loop.time()
+        if left > 0 and not self._poke.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), left)
 
     def _drop_transport(self) -> None:
         tx, self._tx = self._tx, None
@@ -272,6 +289,12 @@ class SerialPort:
         if self._owner is None:
             await self.start()
         timeout = self.timeout_s if timeout_s is None else timeout_s
+        if not self.is_open and not self._closed and not self.listening:
+            # Plugged back in since? Ask the owner to look now, and wait no longer
+            # than for a reply.
+            self._poke.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._opened.wait(), timeout)
         async with self._lock:
             rx, tx = self._rx, self._tx
             if rx is None or tx is None or rx.lost.is_set():
