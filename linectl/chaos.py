@@ -32,7 +32,8 @@ the registry received and what the database holds:
   simulated vehicle was built with (sim.vehicles `expected_items`; must be 0);
 - `audit_ok`: `linectl audit verify` passes (draw chain and journal).
 
-Exit 0 when lost, duplicates and wrong verdicts are 0 and the audit passes.
+Exit 0 when lost, duplicates and wrong verdicts are 0, the audit passes and
+the daemon stopped on SIGTERM at the end (faults may still be running then).
 """
 
 from __future__ import annotations
@@ -544,6 +545,7 @@ class Day:
             and doc["duplicates"] == 0
             and doc["wrong_verdicts"] == 0
             and bool(doc["audit_ok"])
+            and self.daemon_stop_ok
         )
 
     def render(
