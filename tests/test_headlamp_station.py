@@ -157,3 +157,25 @@ async def test_a_head_that_never_arrives_leaves_the_lamps_not_judged(tmp_path: P
     (tmp_path / "next").mkdir()
     again = await inspect(tmp_path / "next", car("鲁G54321"), ["H1", "H4"], tester)
     assert again.verdicts() == {"H1": "pass", "H4": "pass"}
+
+
+def test_a_weak_lamp_of_a_four_lamp_system_is_not_failed_without_its_pair() -> None:
+    # The chaos day found it: the head lost the inner lamps, the outer lamp's high
+    # beam alone (8076 cd) was failed, where the pair rule over all four passes it.
+    from linectl.items import ItemResult, Verdict
+    from linectl.stations.headlamp import PAIR_NOT_MEASURED, unjudged_without_pair
+
+    limits = {"intensity_cd": 12000}
+    weak = ItemResult("H1", Verdict.FAIL, {"intensity_cd": 8076, "beam_position": "record"}, limits)
+    got = unjudged_without_pair(weak)
+    assert got.verdict is Verdict.NOT_JUDGED and got.reason == PAIR_NOT_MEASURED
+    assert got.values["intensity_cd"] == 8076  # what was measured is kept
+    misaimed = ItemResult(
+        "H1",
+        Verdict.FAIL,
+        {"intensity_cd": 8076, "beam_position": "judge", "high_position_ok": False},
+        limits,
+    )
+    assert unjudged_without_pair(misaimed) is misaimed  # a misaimed beam fails by itself
+    bright = ItemResult("H1", Verdict.PASS, {"intensity_cd": 15000}, limits)
+    assert unjudged_without_pair(bright) is bright

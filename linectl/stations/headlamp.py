@@ -34,7 +34,7 @@ from linectl.drivers.framing import HltError, HltResult
 from linectl.drivers.hlt_ascii import HeadlampError, HltAscii
 from linectl.drivers.lineio_modbus import Prompt
 from linectl.drivers.serial import GarbledFrame
-from linectl.items import ITEM_LAMPS, LAMP_ITEMS, ItemResult, not_judged
+from linectl.items import ITEM_LAMPS, LAMP_ITEMS, ItemResult, Verdict, not_judged
 from linectl.stations.base import Guide, Procedure, Recorder, SiteContext, Visit
 from linectl.stations.headlamp_judge import LampReading, judge_headlamps
 
@@ -47,6 +47,9 @@ LAMP_ATTEMPTS = 3  # the first try and two more prompts
 BEAMS = (("H", Prompt.HIGH_BEAM_ON, "high"), ("L", Prompt.LOW_BEAM_ON, "low"))
 INNER_LAMPS = ("LI", "RI")  # four-lamp systems: high beam only
 HEAD_TIMEOUT = "head_timeout"
+# A four-lamp system's lamp too weak alone, while a lamp of the system was not
+# measured: the pair rule might have passed it, so it is not failed on that.
+PAIR_NOT_MEASURED = "pair_not_measured"
 
 GARBLED = "garbled_data"
 REASONS = {
@@ -72,6 +75,24 @@ class HeadTimeout(Exception):
 def beams_of(lamp: str) -> tuple[tuple[str, Prompt, str], ...]:
     """The beams to measure on `lamp`: the inner lamps have no low beam."""
     return BEAMS[:1] if lamp in INNER_LAMPS else BEAMS
+
+
+def unjudged_without_pair(res: ItemResult) -> ItemResult:
+    """On a four-lamp system some of whose lamps a fault left unmeasured: a lamp
+    failed for its intensity alone is not judged (PAIR_NOT_MEASURED), since the
+    pair rule over the missing lamps might have passed it. A fail of its beam
+    position stands; so does every pass."""
+    limit = res.limits.get("intensity_cd")
+    weak = isinstance(limit, int | float) and res.values.get("intensity_cd", limit) < limit
+    v = res.values
+    misaimed = v.get("beam_position") == "judge" and not (
+        v.get("high_position_ok", True) and v.get("low_position_ok", True)
+    )
+    if res.verdict is not Verdict.FAIL or not weak or misaimed:
+        return res
+    return ItemResult(
+        res.code, Verdict.NOT_JUDGED, res.values, res.limits, reason=PAIR_NOT_MEASURED
+    )
 
 
 class HeadlampProcedure(Procedure):
@@ -129,6 +150,8 @@ class HeadlampProcedure(Procedure):
                 self.ctx.config.limits.beam_position,
             )
         }
+        if failed and visit.vehicle.headlamp_system == 4:
+            judged = {c: unjudged_without_pair(r) for c, r in judged.items()}
         out = []
         for lamp in lamps:
             code = LAMP_ITEMS[lamp]
