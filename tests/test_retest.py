@@ -251,3 +251,24 @@ async def test_retests_across_a_daemon_restart(broker: Broker, tmp_path: Path) -
             assert (await run.store.verify_draws()).ok
             assert [p.revision for p in await run.store.published_results(ib)] == [1, 2]
             assert not run.sim.referee.violations, run.sim.referee.violations
+
+
+def test_a_four_lamp_retest_measures_every_lamp_again() -> None:
+    # A lamp too weak alone may pass by the pair rule, which weighs the lamps of one
+    # visit: a retest of one lamp of four would judge it alone (found by the chaos day).
+    from types import SimpleNamespace
+
+    from linectl.items import Verdict
+    from linectl.ops.retest import default_items
+
+    def rec(system: int, **verdicts: str) -> Any:
+        latest = {c: Verdict(v) for c, v in verdicts.items()}
+        vehicle = SimpleNamespace(axles=2, headlamp_system=system)
+        return SimpleNamespace(item_verdicts=lambda: latest, vehicle=vehicle)
+
+    four = rec(4, B1="pass", B2="pass", H1="fail", H2="pass", H3="pass", H4="pass")
+    assert default_items(four) == ["H1", "H2", "H3", "H4"]
+    two = rec(2, B1="pass", B2="pass", H1="fail", H4="pass")
+    assert default_items(two) == ["H1"]
+    brakes = rec(4, B1="pass", B2="pass", BT="fail", H1="pass", H2="pass", H3="pass", H4="pass")
+    assert default_items(brakes) == ["B1", "B2", "BT"]

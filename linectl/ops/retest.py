@@ -16,7 +16,9 @@ operation as any registration, and this module is its one validation:
 
 Without `items`, a retest repeats every item whose latest verdict is fail
 or not judged, and every axle item B1..Bn as well when BT is among them (the
-whole-vehicle rate needs every axle measured in the same visit). Given items
+whole-vehicle rate needs every axle measured in the same visit), and on a
+four-lamp system every lamp item when one is among them (the pair rule
+weighs the lamps measured in the same visit). Given items
 are taken as given. The rest of the vehicle comes from the inspection.
 """
 
@@ -27,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from linectl.clock import utc_iso
-from linectl.items import InspectionVerdict, Verdict, sort_items
+from linectl.items import LAMP_ITEMS, InspectionVerdict, Verdict, sort_items
 from linectl.registration import Registration, check_request_id, refuse_driver_choice
 from linectl.store.base import NotFound
 from linectl.store.records import InspectionRecord, InspectionState
@@ -96,11 +98,16 @@ def parse_retest(obj: dict[str, Any]) -> RetestRequest:
 
 
 def default_items(rec: InspectionRecord) -> list[str]:
-    """Every item whose latest verdict is not pass, and all axle items with BT."""
-    items = [code for code, v in rec.item_verdicts().items() if v is not Verdict.PASS]
+    """Every item whose latest verdict is not pass, all axle items with BT, and on a
+    four-lamp system every lamp item with any of them (the pair rule weighs the
+    lamps measured in one visit, as BT the axles)."""
+    verdicts = rec.item_verdicts()
+    items = [code for code, v in verdicts.items() if v is not Verdict.PASS]
     if "BT" in items:
         items += [f"B{n}" for n in range(1, rec.vehicle.axles + 1)]
-    return sort_items(items)
+    if rec.vehicle.headlamp_system == 4 and any(c in LAMP_ITEMS.values() for c in items):
+        items += [c for c in LAMP_ITEMS.values() if c in verdicts]
+    return sort_items(list(dict.fromkeys(items)))
 
 
 def not_retestable(rec: InspectionRecord) -> str | None:
