@@ -323,6 +323,7 @@ DEFAULT_ALARM_PRIORITIES: dict[str, AlarmPriority] = {
     "disk_low": "high",
     "station_blocked": "medium",
     "line_idle": "medium",
+    "driver_late": "medium",
 }
 
 
@@ -339,6 +340,9 @@ class AlarmsConfig(_Model):
     outbox_stale_minutes: float = Field(default=10.0, gt=0, le=1440)
     station_blocked_s: float = Field(default=600.0, gt=0, le=86400)
     line_idle_minutes: float = Field(default=15.0, gt=0, le=1440)
+    # A proxy driver not checked in walk_back_s after leaving his vehicle is late
+    # (checkin input/console); late for this many clock seconds more: an alarm.
+    driver_late_s: float = Field(default=120.0, ge=0, le=86400)
     # The longest an operator may shelve an alarm for.
     shelve_max_minutes: int = Field(default=480, ge=1, le=10080)
     # More than flood_count alarms raised in flood_window_minutes: an alarm flood.

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from linectl.device_report import placed_devices
+from linectl.scheduler.pool import DriverState
 
 if TYPE_CHECKING:
     from linectl.site import Site
@@ -96,6 +97,26 @@ def lines_idle(site: Site) -> Iterator[Condition]:
         )
 
 
+def drivers_late(site: Site) -> Iterator[Condition]:
+    """Proxy drivers walking back who have not checked in within walk_back_s (the
+    pool's `late`, lines with checkin input or console); the monitor's
+    `driver_late_s` is how much later still makes it an alarm. Gone once he checks
+    in or is put off duty or on a break (he no longer walks back)."""
+    for ln in site.lines:
+        pool = ln.pool
+        for d in pool.drivers.values():
+            if d.late and d.state is DriverState.WALKING_BACK:
+                yield Condition(
+                    "driver_late",
+                    f"driver_late:{ln.id}:{d.id}",
+                    f"Proxy driver {d.id} of line {ln.id} not back {pool.walk_back_s:.0f} s after "
+                    "leaving his vehicle",
+                    ln.id,
+                    # Per walk: a driver late again after checking in is a new wait.
+                    token=f"{d.id}:{d.busy_since}",
+                )
+
+
 def storage_low(site: Site) -> Iterator[Condition]:
     """The database's disk nearly full, or not writable (linectl.store.health)."""
     state = site.storage.state
@@ -125,5 +146,6 @@ def site_conditions(site: Site) -> list[Condition]:
         *devices_down(site),
         *stations_blocked(site),
         *lines_idle(site),
+        *drivers_late(site),
         *storage_low(site),
     ]

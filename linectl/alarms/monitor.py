@@ -160,6 +160,7 @@ class AlarmMonitor:
             "mqtt_down": c.mqtt_down_s,
             "station_blocked": c.station_blocked_s,
             "line_idle": c.line_idle_minutes * 60,
+            "driver_late": c.driver_late_s,
         }.get(kind, 0.0)
 
     async def _round(self, present: dict[str, Condition], now: float, at: datetime) -> bool:

@@ -29,6 +29,7 @@ KINDS = {
     "disk_low": N_("Storage nearly full"),
     "station_blocked": N_("Station blocked"),
     "line_idle": N_("Line calls no vehicle"),
+    "driver_late": N_("Proxy driver late back"),
 }
 # The list's filter: every state of http.md, and "active" (all not closed).
 FILTERS = {"active": N_("Open"), "all": N_("All"), **STATES}
