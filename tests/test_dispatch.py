@@ -17,6 +17,7 @@ class FakeLine:
     on_line: int = 0
     measured: dict[str, float] = field(default_factory=dict)
     models: set[str] = field(default_factory=lambda: {"rbt-modbus", "hlt-ascii", "nha503", "nht6"})
+    maintained: set[str] = field(default_factory=set)
 
     def station_kinds(self) -> list[str]:
         return KINDS
@@ -32,6 +33,9 @@ class FakeLine:
 
     def in_line(self) -> int:
         return self.on_line
+
+    def kinds_in_maintenance(self) -> set[str]:
+        return self.maintained
 
 
 def test_expected_finish_is_work_ahead_at_the_bottleneck_plus_own_way() -> None:
@@ -59,3 +63,14 @@ def test_alike_idle_lines_fill_in_order_then_alternate() -> None:
         ln.queue += 1  # type: ignore[attr-defined]
         got.append(ln.id)
     assert got == ["L1", "L2", "L1", "L2", "L1", "L2"]
+
+
+def test_a_line_whose_needed_station_is_in_maintenance_comes_last() -> None:
+    v = Population(seed=1).next().vehicle
+    l1, l2 = FakeLine("L1"), FakeLine("L2", queue=4, maintained={"headlamp"})
+    quiet = FakeLine("L1", maintained={"brake"})
+    assert choose_line([quiet, l2], v, ["B1"]).id == "L2"  # busier, but can measure now
+    assert choose_line([quiet, l2], v, ["H1"]).id == "L1"  # H1 needs L2's headlamp station
+    assert choose_line([l1, FakeLine("L2", maintained={"brake"})], v, ["B1"]).id == "L1"
+    both = [FakeLine("L1", queue=2, maintained={"brake"}), FakeLine("L2", maintained={"brake"})]
+    assert choose_line(both, v, ["B1"]).id == "L2"  # still measured: by the expected finish

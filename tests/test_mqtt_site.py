@@ -318,6 +318,7 @@ async def test_registration_to_result_round_trip(broker: Broker, tmp_path: Path)
         assert isinstance(status["queue"], int)
         for st in status["stations"]:
             assert set(st) >= {"id", "kind", "state", "plate", "device_ok"}
+            assert st["maintenance"] is False and st["maintenance_reason"] is None  # issue 14
         assert {d["id"] for d in status["proxy_drivers"]} == {f"L1D{i}" for i in range(1, 5)}
         for d in status["proxy_drivers"]:
             assert set(d) >= {"id", "state", "plate"}

@@ -83,9 +83,10 @@ def stations_blocked(site: Site) -> Iterator[Condition]:
 
 def lines_idle(site: Site) -> Iterator[Condition]:
     """A line that is not paused, with vehicles waiting: idle while the same vehicle
-    heads its queue (the token), so the wait restarts whenever it calls one."""
+    heads its queue (the token), so the wait restarts whenever it calls one. Vehicles
+    held back by a station in maintenance do not count (held by design, as in a pause)."""
     for ln in site.lines:
-        waiting = ln.queued()
+        waiting = ln.callable()
         if ln.paused or not waiting:
             continue
         yield Condition(

@@ -6,7 +6,9 @@ conditions, plus the probes others add, such as the MQTT link's), and:
 - raises a new alarm for a condition that has lasted its delay (`[alarms]`,
   clock seconds) and has no active alarm of its key;
 - marks returned to normal the active alarms whose condition is gone;
-- suppresses the alarms of a paused line, and lets them out on resume;
+- suppresses the alarms of a paused line, and of a station in maintenance
+  (ISA-18.2's suppressed by design), and lets them out on resume or when
+  the station is back;
 - unshelves alarms whose shelving time is up;
 - tells whether the site is in an alarm flood.
 
@@ -181,10 +183,9 @@ class AlarmMonitor:
             if key not in present:
                 await self._put(sm.returned(a, at))
                 changed = True
-        paused = {ln.id for ln in self.site.lines if ln.paused}
         for a in list(self._open.values()):
             new = a
-            if a.line in paused:
+            if self._suppressed(a.line, a.station):
                 new = sm.suppress(a)
             elif a.state is AlarmState.SUPPRESSED:
                 new = sm.unsuppress(a, at)
@@ -195,8 +196,15 @@ class AlarmMonitor:
                 changed = True
         return changed
 
+    def _suppressed(self, line: str | None, station: str | None) -> bool:
+        """The line is paused, or the station is in maintenance."""
+        for ln in self.site.lines:
+            if ln.id == line:
+                return ln.paused or (station is not None and station in ln.maintenance)
+        return False
+
     async def _raise(self, c: Condition, at: datetime) -> None:
-        paused = any(ln.paused for ln in self.site.lines if ln.id == c.line)
+        paused = self._suppressed(c.line, c.station)
         oos = {c.device, c.station, c.line} & set(self.cfg.out_of_service) - {None}
         new = sm.occurred(
             id=0,

@@ -120,6 +120,17 @@ async def pause(request: Request, actor: ActorDep, line_id: str) -> dict[str, An
     return await ops_of(request).pause(actor, line_id, body.get("reason"))
 
 
+@router.post("/lines/{line_id}/stations/{station_id}/maintenance")
+async def maintenance(
+    request: Request, actor: ActorDep, line_id: str, station_id: str
+) -> dict[str, Any]:
+    # Not in http.md's paths (issue 14): a station in maintenance, or back from it.
+    body = await json_object(request, {"on", "reason"})
+    return await ops_of(request).maintenance(
+        actor, line_id, station_id, body.get("on"), body.get("reason")
+    )
+
+
 @router.post("/lines/{line_id}/resume")
 async def resume(request: Request, actor: ActorDep, line_id: str) -> dict[str, Any]:
     body = await json_object(request, {"reason"}, optional=True)

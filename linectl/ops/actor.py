@@ -44,6 +44,7 @@ class Action(StrEnum):
     DUTY = "duty"
     PAUSE = "pause"
     RESUME = "resume"
+    MAINTENANCE = "maintenance"  # a station in maintenance, or back from it
     ALARM = "alarm"  # acknowledge, silence, shelve an alarm
     DIAGNOSE = "diagnose"  # device diagnostics through the API
     AUDIT = "audit"  # the audit log (/api/audit)
@@ -59,10 +60,11 @@ _OPERATOR = {
     Action.PAUSE,
     Action.RESUME,
     Action.ALARM,
+    Action.MAINTENANCE,
 }
 GRANTS: dict[Role, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.READ}),
-    Role.TECHNICIAN: frozenset({Action.READ, Action.DIAGNOSE}),
+    Role.TECHNICIAN: frozenset({Action.READ, Action.DIAGNOSE, Action.MAINTENANCE}),
     Role.OPERATOR: frozenset(_OPERATOR),
     Role.ADMIN: frozenset(Action),
     Role.REGISTRY: frozenset({Action.REGISTER, Action.RETEST}),

@@ -523,6 +523,43 @@ class Operations(AlarmOps):
         )
         return {"line": line.id, "paused": line.paused, "changed": changed}
 
+    async def maintenance(
+        self, actor: Actor, line_id: str, station_id: str, on: Any, reason: Any = None
+    ) -> dict[str, Any]:
+        """Put a station in maintenance (`on`, a reason required) or take it back.
+
+        Meanwhile its alarms are suppressed and the line calls no vehicle that needs
+        it; the one on it finishes. Not bound to who controls the line: a technician
+        working on a station must be able to say so whoever runs the line."""
+        target = f"station:{line_id}/{station_id}"
+        await self._check(actor, Action.MAINTENANCE, target)
+        try:
+            if not isinstance(on, bool):
+                code = "missing_field" if on is None else "invalid"
+                raise Invalid("on", "on must be true or false", code)
+            text = clean_reason(reason, required=on)
+            line = self.site_line(line_id)
+            if station_id not in {s.procedure.id for s in line.slots}:
+                raise Unknown(f"no station {station_id} on line {line_id}")
+        except Invalid as e:
+            await self.record(
+                actor,
+                str(Action.MAINTENANCE),
+                outcome="refused",
+                target=target,
+                changes={"error": e.as_error()},
+            )
+            raise
+        changed = line.set_maintenance(station_id, on, text or "")
+        await self.record(
+            actor,
+            str(Action.MAINTENANCE),
+            target=target,
+            reason=text,
+            changes={"maintenance": {"from": not on, "to": on}} if changed else {},
+        )
+        return {"line": line.id, "station": station_id, "maintenance": on, "changed": changed}
+
     # --- control of a line (linectl.ops.control) ------------------------------------
 
     def control_of(self, actor: Actor, line_id: str) -> Holder | None:

@@ -7,7 +7,9 @@ stations, divided by its throughput, plus its own time through the line.
 Station times are learned from what the lines have measured (after their
 warm-up); a line that has not measured a station kind yet borrows the other
 lines' figure for it, so two alike lines are compared alike, and until no
-line has one, a nominal time per station kind stands in.
+line has one, a nominal time per station kind stands in. A line whose
+station the vehicle needs is in maintenance comes after every line that can
+measure it now (it would hold the vehicle in its queue until the station is back).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class LineView(Protocol):
     def mean_service_s(self, kind: str) -> float | None: ...
     def queue_length(self) -> int: ...
     def in_line(self) -> int: ...
+    def kinds_in_maintenance(self) -> set[str]: ...
 
 
 def missing_for(line: LineView, vehicle: Vehicle, items: Sequence[str]) -> list[str]:
@@ -76,4 +79,9 @@ def choose_line(lines: Sequence[LineView], vehicle: Vehicle, items: Sequence[str
         )
     # Ties go to the line listed first, so a quiet site fills its lines in order.
     order = [x.id for x in lines]
-    return min(able, key=lambda ln: (expected_finish_s(ln, lines), order.index(ln.id)))
+    kinds = {STATION_OF_ITEM[c] for c in items}
+
+    def held(ln: LineView) -> bool:
+        return bool(kinds & ln.kinds_in_maintenance())
+
+    return min(able, key=lambda ln: (held(ln), expected_finish_s(ln, lines), order.index(ln.id)))

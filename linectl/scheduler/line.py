@@ -17,6 +17,11 @@ the policy's window: an owner's place slips by at most k - 1; every
 station's lock is FIFO. A vehicle found on a station when the line
 starts (left by a run that crashed) is sent off before anything is called in.
 
+A station may be put in maintenance (`set_maintenance`, through linectl.ops):
+like a pause of the line for the vehicles that need that station (one of
+their items is measured there), which wait in the queue while those that do
+not are called past them; the vehicle already on it finishes.
+
 Two things an operator may do to a line (through linectl.ops): `pause()` it,
 so it calls no new vehicle while those on it finish (a call already waiting
 for the first station or a driver is held back, the vehicle stays first in
@@ -93,6 +98,8 @@ class LineRunner:
         self._queued = asyncio.Event()
         self._journeys: set[asyncio.Task[None]] = set()
         self.paused = False
+        # Stations in maintenance: station id -> the technician's reason.
+        self.maintenance: dict[str, str] = {}
         # The call under way (waiting for the first station, drivers, the draw) and,
         # once drawn, the vehicle it called.
         self._call_task: asyncio.Task[None] | None = None
@@ -122,6 +129,37 @@ class LineRunner:
             if slot.kind == kind:
                 return st.settled_service_s(self.stats.warmup)
         return None
+
+    def kinds_in_maintenance(self) -> set[str]:
+        return {s.kind for s in self.slots if s.procedure.id in self.maintenance}
+
+    def held_back(self, q: Queued) -> bool:
+        """Whether `q` needs a station in maintenance: not called meanwhile."""
+        kinds = self.kinds_in_maintenance()
+        return bool(kinds) and any(STATION_OF_ITEM[c] in kinds for c in q.items)
+
+    def callable(self) -> list[Queued]:
+        """The queued vehicles the line may call now (none needs a station in maintenance)."""
+        return [q for q in self._queue if not self.held_back(q)]
+
+    def set_maintenance(self, station_id: str, on: bool, reason: str = "") -> bool:
+        """Put a station in maintenance (or take it out); False if it already was (not).
+        KeyError for a station not on this line."""
+        if station_id not in {s.procedure.id for s in self.slots}:
+            raise KeyError(station_id)
+        if on == (station_id in self.maintenance):
+            if on:
+                self.maintenance[station_id] = reason  # the newer reason stands
+            return False
+        if on:
+            self.maintenance[station_id] = reason
+        else:
+            del self.maintenance[station_id]
+        log.info("%s: station %s %s maintenance", self.id, station_id, "in" if on else "out of")
+        self._queued.set()
+        self.pool.wake()  # a call waiting looks at the window again
+        self._changed()
+        return True
 
     def queue_length(self) -> int:
         return len(self._queue)
@@ -170,6 +208,8 @@ class LineRunner:
                     "state": s.state,
                     "plate": s.plate,
                     "device_ok": all(s.procedure.device_health().values()),
+                    "maintenance": s.procedure.id in self.maintenance,
+                    "maintenance_reason": self.maintenance.get(s.procedure.id),
                 }
                 for s in self.slots
             ],
@@ -262,9 +302,10 @@ class LineRunner:
             await asyncio.gather(*self._journeys, return_exceptions=True)
 
     def window(self) -> list[tuple[str, str]]:
-        """The vehicles a call may be drawn among: the first k queued (inspection, plate)."""
+        """The vehicles a call may be drawn among: the first k queued (inspection, plate),
+        passing over those that need a station in maintenance."""
         k = self.pool.policy.window
-        first = list(self._queue)[:k]
+        first = self.callable()[:k]
         n = eligible([q.overtaken for q in first], k)
         return [(q.inspection_id, q.plate) for q in first[:n]]
 
@@ -321,8 +362,8 @@ class LineRunner:
         self._spawn(vacated())
 
     async def _next(self) -> None:
-        """Until a vehicle waits and the line is not paused."""
-        while not self._queue or self.paused:
+        """Until a vehicle the line may call waits and the line is not paused."""
+        while not self.callable() or self.paused:
             self._queued.clear()
             await self._queued.wait()
 
