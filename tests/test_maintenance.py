@@ -109,3 +109,30 @@ async def test_a_station_in_maintenance_holds_its_vehicles_and_suppresses_its_al
         ]
         refused = [e for e in journal if e["action"] == "maintenance" and e["outcome"] == "refused"]
         assert len(refused) == 1
+
+
+async def test_the_line_page_marks_a_station_in_maintenance_and_offers_the_button(
+    tmp_path: Path,
+) -> None:
+    async with running_site(tmp_path, kinds=("brake",)) as rig, serving(rig.ops) as api:
+        action = 'action="/lines/L1/stations/brake/maintenance"'
+        viewer, _ = await api.signed_in("viewer")
+        assert action not in (await viewer.get("/lines/L1")).text
+        tech, csrf = await api.signed_in("technician")
+        page = (await tech.get("/lines/L1")).text
+        assert action in page and 'data-maintenance="false"' in page
+        form = {"csrf_token": csrf, "on": "true", "next": "/lines/L1"}
+        r = await tech.post("/lines/L1/stations/brake/maintenance", data=form)
+        assert r.status_code != 303 and not rig.site.line("L1").maintenance  # no reason
+        r = await tech.post(
+            "/lines/L1/stations/brake/maintenance", data={**form, "reason": "rollers"}
+        )
+        assert r.status_code == 303, r.text
+        assert rig.site.line("L1").maintenance == {"brake": "rollers"}
+        page = (await tech.get("/lines/L1")).text
+        assert 'data-maintenance="true"' in page and "(rollers)" in page
+        assert 'name="on" value="false"' in page and "维护中" in page  # zh-CN, the default
+        en = (await tech.get("/lines/L1", headers={"Accept-Language": "en"})).text
+        assert "Maintenance: calls no vehicle that needs this station" in en
+        r = await tech.post("/lines/L1/stations/brake/maintenance", data={**form, "on": "false"})
+        assert r.status_code == 303 and not rig.site.line("L1").maintenance

@@ -68,6 +68,7 @@ def rights(actor: Actor, readonly: bool = False) -> dict[str, bool]:
         "abort": actor.may(Action.ABORT) and not readonly,
         "duty": actor.may(Action.DUTY) and not readonly,
         "pause": actor.may(Action.PAUSE) and actor.may(Action.RESUME) and not readonly,
+        "maintenance": actor.may(Action.MAINTENANCE) and not readonly,
     }
 
 

@@ -8,8 +8,8 @@ registration form (`/register`) and the abort confirmation
 (`/inspections/{id}/abort`). The retest form is linectl.http.retest.
 
 Forms post to `/register`, `/inspections/{id}/abort`, `/drivers/{id}/duty`,
-`/drivers/{id}/checkin`, `/lines/{id}/pause|resume`, `/lines/{id}/control`
-(take control, or take it over with a reason), `/lines/{id}/control/release`
+`/drivers/{id}/checkin`, `/lines/{id}/pause|resume`,
+`/lines/{id}/stations/{st}/maintenance`, `/lines/{id}/control` (take control, or take it over with a reason), `/lines/{id}/control/release`
 and `/language`, each with the session's CSRF
 token (linectl.http.auth.checked_form), each one call of the operations
 layer: the same rights, validation and journal as the API and MQTT. A form
@@ -245,6 +245,21 @@ async def _pause_or_resume(
     except (OpError, HttpError) as e:
         return refused(request, e)
     return done(str(form.get("next") or "/"))
+
+
+@router.post("/lines/{line_id}/stations/{station_id}/maintenance")
+async def maintenance(
+    request: Request, actor: PageActor, line_id: str, station_id: str
+) -> Response:
+    """A station put in maintenance (with a reason) or back from it."""
+    try:
+        form = await checked_form(request)
+        on = {"true": True, "false": False}.get(str(form.get("on")))
+        reason = form.get("reason") or None
+        await ops_of(request).maintenance(actor, line_id, station_id, on, reason)
+    except (OpError, HttpError) as e:
+        return refused(request, e)
+    return done(str(form.get("next") or f"/lines/{line_id}"))
 
 
 @router.post("/lines/{line_id}/control")

@@ -95,6 +95,8 @@ class Views:
                     "plate": slot.plate,
                     "inspection_id": slot.inspection_id,
                     "devices": sorted(slot.procedure.device_health().items()),
+                    "maintenance": slot.procedure.id in ln.maintenance,
+                    "maintenance_reason": ln.maintenance.get(slot.procedure.id),
                     "prompt": (
                         None
                         if shown is None or shown.code == 0
