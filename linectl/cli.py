@@ -243,7 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Emulate every instrument of the config (Modbus servers on its TCP ports,\n"
         "pseudo-terminals linked at its serial device paths) and the vehicles and\n"
         "proxy drivers that answer the guide displays, so `linectl run` can be\n"
-        "pointed at them as at real hardware.",
+        "pointed at them as at real hardware.\n\n"
+        "On a line with checkin mode `input` a driver back at the start presses his\n"
+        "card (its spare input on the line I/O); he knows his vehicle from the line's\n"
+        "status on the broker, so that needs [mqtt]. Mode `console` is not simulated:\n"
+        "an operator presses the check-in at the console (a warning says so at start).",
     )
     s.add_argument("--config", required=True, help="site config (TOML)")
     s.add_argument(

@@ -5,7 +5,9 @@ device, its emulator where the config says the device is: a Modbus server on
 its TCP port (port 0: any free port, reported back in `live_config()`), or a
 pseudo-terminal linked at its serial device path. The world of vehicles and
 proxy drivers then acts on the line I/O emulators' guide displays. This is
-what `linectl sim --config FILE` runs, and half of `linectl demo`. One
+what `linectl sim --config FILE` runs, and half of `linectl demo`. Run on
+its own, its drivers on lines with `checkin.mode = "input"` press their card
+when back, knowing their vehicle from the board (sim/board.py). One
 `Referee` (`SimSite.referee`) hears every protocol violation of the site's
 emulators and world.
 
@@ -29,6 +31,8 @@ from typing import Any
 from linectl.cli import CliError
 from linectl.clock import Clock
 from linectl.config import DeviceConfig, SiteConfig, TcpTransport, load_site_config
+from sim.board import CardCheckins
+from sim.board import warnings as checkin_warnings
 from sim.faults import DeviceSpot, Fault, FaultPlan, FaultPlanError, FaultRunner, random_faults
 from sim.gas_analyser import GasAnalyserEmulator
 from sim.headlamp_tester import HeadlampTesterEmulator
@@ -84,6 +88,10 @@ class SimSite:
                 stations.append(SimStation(k, st.id, st.kind, devs))
             lines.append(SimLine(ln.id, io, stations))
         self.world = World(clock, lines, seed=seed, referee=self.referee)
+
+    def ios(self) -> dict[str, LineIOEmulator]:
+        """Each line's I/O emulator by device id."""
+        return {ln.io.id: self.emulators[ln.io.id] for ln in self.cfg.lines}
 
     def _emulator(self, d: DeviceConfig) -> Any:
         if d.model == "rbt-modbus":
@@ -251,6 +259,11 @@ async def _run_sim(cfg: SiteConfig, args: Any) -> None:
     if args.seed is not None:
         site.know_population(args.seed, KNOWN_VEHICLES)
     faults = site.plan_faults(args.faults, args.fault_rate, seed)
+    for warning in checkin_warnings(cfg):
+        log.warning("sim: %s", warning)
+    cards = CardCheckins(cfg, clock, site.ios(), seed)
+    site.world.on_trip_end = cards.trip_ended
+    board: asyncio.Task[None] | None = None
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     assert main is not None
@@ -262,11 +275,17 @@ async def _run_sim(cfg: SiteConfig, args: Any) -> None:
         print(f"fault plan {args.faults}: {len(faults)} fault(s)", flush=True)
     elif args.fault_rate:
         print(f"random faults at rate {args.fault_rate:g} a device-minute, seed {seed}", flush=True)
+    if cards.active:
+        board = asyncio.create_task(cards.watch_board(), name="sim-board")
     try:
         await site.run(faults)
     except asyncio.CancelledError:
         pass
     finally:
+        if board is not None:
+            board.cancel()
+            await asyncio.gather(board, return_exceptions=True)
+        await cards.aclose()
         await site.aclose()
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(site.referee.by_kind().items()))
         print(

@@ -223,6 +223,8 @@ class World:
         self._active: dict[str, asyncio.Task[None]] = {}  # plate -> its driver's trip
         self._agents: dict[str, Agent] = {}  # plate -> the driver on the way with it
         self._tasks: set[asyncio.Task[None]] = set()
+        # Told (line id, plate) when a vehicle's trip ends: its driver walks back.
+        self.on_trip_end: Callable[[str, str], None] | None = None
 
     def add(self, sv: SimVehicle) -> None:
         self.vehicles[sv.plate] = sv
@@ -282,6 +284,8 @@ class World:
                 self.trips[plate] = agent.trip
                 self._agents[plate] = agent
                 await agent.run()
+                if self.on_trip_end:
+                    self.on_trip_end(line.id, plate)
             except asyncio.CancelledError:
                 raise
             except Exception:
