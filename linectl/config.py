@@ -342,7 +342,7 @@ class AlarmsConfig(_Model):
     line_idle_minutes: float = Field(default=15.0, gt=0, le=1440)
     # A proxy driver not checked in walk_back_s after leaving his vehicle is late
     # (checkin input/console); late for this many clock seconds more: an alarm.
-    driver_late_s: float = Field(default=120.0, ge=0, le=86400)
+    late_back_s: float = Field(default=120.0, ge=0, le=86400)
     # The longest an operator may shelve an alarm for.
     shelve_max_minutes: int = Field(default=480, ge=1, le=10080)
     # More than flood_count alarms raised in flood_window_minutes: an alarm flood.

@@ -2,7 +2,7 @@
 
 A real site (simulated instruments) on a line whose drivers check in at the
 console: a driver who walks back longer than walk_back_s + `[alarms]
-driver_late_s` raises `driver_late:{line}:{driver}` at its configured
+late_back_s` raises `driver_late:{line}:{driver}` at its configured
 priority; it returns to normal when he checks in, or when he is put off duty.
 """
 
@@ -28,7 +28,7 @@ DELAY_S = 20.0
 def late_console(cfg: SiteConfig) -> SiteConfig:
     cfg = checkin("console")(cfg)
     alarms = cfg.alarms.model_copy(
-        update={"driver_late_s": DELAY_S, "priorities": {"driver_late": "high"}}
+        update={"late_back_s": DELAY_S, "priorities": {"driver_late": "high"}}
     )
     return cfg.model_copy(update={"alarms": alarms})
 

@@ -101,7 +101,7 @@ def lines_idle(site: Site) -> Iterator[Condition]:
 def drivers_late(site: Site) -> Iterator[Condition]:
     """Proxy drivers walking back who have not checked in within walk_back_s (the
     pool's `late`, lines with checkin input or console); the monitor's
-    `driver_late_s` is how much later still makes it an alarm. Gone once he checks
+    `late_back_s` is how much later still makes it an alarm. Gone once he checks
     in or is put off duty or on a break (he no longer walks back)."""
     for ln in site.lines:
         pool = ln.pool

@@ -162,7 +162,7 @@ class AlarmMonitor:
             "mqtt_down": c.mqtt_down_s,
             "station_blocked": c.station_blocked_s,
             "line_idle": c.line_idle_minutes * 60,
-            "driver_late": c.driver_late_s,
+            "driver_late": c.late_back_s,
         }.get(kind, 0.0)
 
     async def _round(self, present: dict[str, Condition], now: float, at: datetime) -> bool:
