@@ -39,6 +39,7 @@ import functools
 import io
 import os
 import sqlite3
+import sys
 import tempfile
 import time
 import uuid
@@ -48,6 +49,7 @@ from typing import Any, TypeVar
 
 import benchlib
 import psycopg
+import storescale
 from sqlalchemy.engine import make_url
 
 from linectl.demo import run_demo
@@ -289,15 +291,88 @@ COLUMNS = [
 ]
 
 
+async def scale_runs(a: argparse.Namespace, doc: dict[str, Any]) -> None:
+    """The template inspection from one demo, then storescale on each backend."""
+    say = functools.partial(print, file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        src_url = f"sqlite:///{Path(tmp) / 'demo.db'}"
+        await _demo_and_times(a, src_url)
+        src = Store(src_url)
+        targets = [("sqlite", f"sqlite:///{Path(tmp) / 'scale.db'}", None)]
+        if a.postgres:
+            schema = f"bench_{uuid.uuid4().hex[:12]}"
+            targets.append(("postgresql", _pg_schema_url(a.postgres, schema), schema))
+        try:
+            for name, url, schema in targets:
+                load_before = benchlib.load_average()
+                if schema:
+                    with psycopg.connect(_pg_conninfo(a.postgres), autocommit=True) as c:
+                        c.execute(f'CREATE SCHEMA "{schema}"')
+                dst = Store(url)
+                try:
+                    dst.upgrade()
+                    fig = await asyncio.to_thread(
+                        storescale.scale,
+                        src,
+                        dst,
+                        writes=a.writes,
+                        size_at=a.size_at,
+                        rows=a.rows,
+                        query_repeat=a.query_repeat,
+                        progress=lambda m, n=name: say(f"{n}: {m}"),
+                    )
+                finally:
+                    dst.close()
+                    if schema:
+                        with psycopg.connect(_pg_conninfo(a.postgres), autocommit=True) as c:
+                            c.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                fig["load_avg_before"] = load_before
+                fig["load_avg_after"] = benchlib.load_average()
+                doc[name] = fig | doc.get(name, {})
+        finally:
+            src.close()
+
+
 async def run(a: argparse.Namespace) -> dict[str, Any]:
     doc: dict[str, Any] = {"machine": benchlib.machine(), "args": vars(a)}
-    rows = [await one_run(a) for _ in range(a.repeat)]
-    doc["sqlite"] = benchlib.median_row(rows) | {"each": rows}
-    if a.postgres:
-        rows = [await one_pg_run(a, a.postgres) for _ in range(a.repeat)]
-        doc["postgresql"] = benchlib.median_row(rows) | {"each": rows}
+    if not a.postgres:
+        doc["postgresql"] = None
+        doc["note"] = "no PostgreSQL URL (--postgres or LINECTL_TEST_POSTGRES_URL): SQLite only"
+    await scale_runs(a, doc)
+    if a.demo_repeat:
+        rows = [await one_run(a) for _ in range(a.demo_repeat)]
+        doc["sqlite"]["demo"] = benchlib.median_row(rows) | {"each": rows}
+        if a.postgres:
+            rows = [await one_pg_run(a, a.postgres) for _ in range(a.demo_repeat)]
+            doc["postgresql"]["demo"] = benchlib.median_row(rows) | {"each": rows}
     doc["machine"]["load_avg_end"] = benchlib.load_average()
     return doc
+
+
+SCALE_COLUMNS = [
+    ("backend", "backend"),
+    ("bytes_per_inspection", "bytes/inspection"),
+    ("measured_at", "measured at"),
+    ("projected_gib", "at 100,000, GiB (projected)"),
+    ("rows_gib", "GiB measured at rows"),
+    ("inserts_per_s", "inspections committed/s"),
+    ("latest_50", "latest 50 ms"),
+    ("by_plate", "by plate ms"),
+    ("one_inspection", "one inspection ms"),
+    ("rows", "rows"),
+    ("load", "load"),
+]
+
+
+def scale_row(name: str, f: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "backend": name,
+        **f,
+        **f["query_ms"],
+        "projected_gib": round(f["projected_bytes"] / 2**30, 2),
+        "rows_gib": round(f["bytes_at_rows"] / 2**30, 2),
+        "load": f"{f['load_avg_before']} → {f['load_avg_after']}",
+    }
 
 
 def main() -> None:
@@ -311,7 +386,11 @@ def main() -> None:
     p.add_argument("--per-line-hour", type=float, default=30.0, help="for the year's figure")
     p.add_argument("--hours-per-day", type=float, default=10.0)
     p.add_argument("--days-per-year", type=float, default=300.0)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--demo-repeat", type=int, default=0, help="demos measured as a whole")
+    p.add_argument("--writes", type=int, default=200, help="through the store's write path")
+    p.add_argument("--size-at", type=int, default=10_000, help="inspections, for the size")
+    p.add_argument("--rows", type=int, default=100_000, help="inspections, for the queries")
+    p.add_argument("--query-repeat", type=int, default=20)
     p.add_argument(
         "--postgres",
         metavar="URL",
@@ -323,17 +402,18 @@ def main() -> None:
     doc = asyncio.run(run(a))
     m = doc["machine"]
     print(
-        f"storage, {m['date']}, {m['cpu']} x{m['cores']}, median of {a.repeat}; "
-        f"load average {m['load_avg_start']} .. {m['load_avg_end']}; a year = "
-        f"{a.per_line_hour:g}/h x {a.lines} lines x {a.hours_per_day:g} h x {a.days_per_year:g} d"
+        f"storage, {m['date']}, {m['cpu']} x{m['cores']}; load average "
+        f"{m['load_avg_start']} .. {m['load_avg_end']}; size measured at {a.size_at} "
+        f"inspections, queries at {a.rows}"
     )
-    benchlib.print_table(
-        [("backend", "backend"), *COLUMNS], [{"backend": "SQLite"} | doc["sqlite"]]
-    )
-    if "postgresql" in doc:
-        benchlib.print_table(
-            [("backend", "backend"), *COLUMNS], [{"backend": "PostgreSQL"} | doc["postgresql"]]
-        )
+    if doc.get("note"):
+        print(doc["note"])
+    rows = [scale_row(n, doc[n]) for n in ("sqlite", "postgresql") if doc.get(n)]
+    benchlib.print_table(SCALE_COLUMNS, rows)
+    for name in ("sqlite", "postgresql"):
+        if doc.get(name) and "demo" in doc[name]:
+            print(f"\n{name}: demos of {a.vehicles} vehicles, median of {a.demo_repeat}")
+            benchlib.print_table(COLUMNS, [doc[name]["demo"]])
     benchlib.write_json(a.json, doc)
 
 
