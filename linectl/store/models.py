@@ -103,7 +103,9 @@ class Inspection(Base):
     __table_args__ = (
         CheckConstraint(_one_of("state", INSPECTION_STATES), name="state"),
         CheckConstraint(_one_of("verdict", INSPECTION_VERDICTS), name="verdict"),
-        Index(None, "created_at"),
+        # The console's list: newest first, plate and VIN tested in the index
+        # (a part-match filter no index can seek); see migration 0008.
+        Index(None, "created_at", "id", "plate", "vin"),
         Index(None, "state"),
         Index(None, "line", "created_at"),
     )
