@@ -39,6 +39,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -72,6 +73,7 @@ from mqtt_broker import Broker
 from store_fixtures import ITEMS, T0, brake_result, make_vehicle
 
 SITE = "bench"
+DEMO_STOP_S = 30.0
 
 
 class BenchBroker(Broker):
@@ -294,6 +296,7 @@ async def bursts(a: argparse.Namespace, broker: Broker, tmp: Path) -> dict[str, 
     plan = [(rate, max(1, round(rate * a.burst_s))) for rate in a.rates]
     total = sum(n for _, n in plan)
     sent: dict[str, tuple[float, float]] = {}  # request_id -> (rate, time)
+    stuck: list[bool] = []
     args = build_parser().parse_args(
         ["demo", "--mqtt", broker.url, "--site", SITE, "--vehicles", str(total),
          "--lines", str(a.lines), "--time-scale", str(a.time_scale),
@@ -328,8 +331,11 @@ async def bursts(a: argparse.Namespace, broker: Broker, tmp: Path) -> dict[str, 
                 demo.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await receiver
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await demo
+                # The demo stopped mid-run does not always end (seen once in three
+                # runs: the upstream disconnected, then nothing): not what is
+                # measured here, so it is left behind, and said.
+                await asyncio.wait({demo}, timeout=DEMO_STOP_S)
+                stuck.append(not demo.done())
     finally:
         InspectionStore.complete_inspection = original  # type: ignore[method-assign]
         Operations.register_payload = original_register  # type: ignore[method-assign]
@@ -354,6 +360,7 @@ async def bursts(a: argparse.Namespace, broker: Broker, tmp: Path) -> dict[str, 
     return {
         "bursts": out,
         "results": len(result_s),
+        "demo_did_not_stop": any(stuck),
         "result_p50_ms": ms(result_s, 0.5),
         "result_p99_ms": ms(result_s, 0.99),
     }
@@ -444,7 +451,11 @@ def main() -> None:
     # aiomqtt warns of every publish beyond ten in flight; the publisher's
     # window is twenty on purpose.
     logging.getLogger("mqtt").setLevel(logging.ERROR)
-    doc = asyncio.run(run(a))
+    asyncio.run(run_and_report(a))
+
+
+async def run_and_report(a: argparse.Namespace) -> None:
+    doc = await run(a)
     m = doc["machine"]
     print(
         f"upstream over MQTT (private mosquitto{', set_tcp_nodelay' if a.broker_nodelay else ''}), "
@@ -455,6 +466,11 @@ def main() -> None:
     print()
     benchlib.print_table(OUTBOX_COLUMNS, doc["runs"])
     benchlib.write_json(a.json, doc)
+    if any(r["demo_did_not_stop"] for r in doc["runs"]):
+        print("note: a demo did not stop when cancelled (left behind; see demo_did_not_stop)")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # its tasks would hold up asyncio.run's exit
 
 
 if __name__ == "__main__":
