@@ -24,12 +24,15 @@ client id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -161,6 +164,7 @@ class ConnectParams:
         # Concurrent QoS 1 publishes are normal here (the outbox drains in
         # batches); aiomqtt would warn from 10 on.
         client.pending_calls_threshold = 1000
+        _no_nagle(client)
         if manual_ack:
             # aiomqtt 2.x does not expose paho's manual acknowledgement: its
             # Client keeps the paho client in `_client`. With it, a QoS 1
@@ -168,6 +172,22 @@ class ConnectParams:
             # so one that arrives just before a crash is delivered again.
             client._client.manual_ack_set(True)
         return client
+
+
+def _no_nagle(client: aiomqtt.Client) -> None:
+    """TCP_NODELAY on the client's socket once opened (paho leaves Nagle on): a
+    reply sent while the one before is not yet acknowledged by TCP would wait
+    for the broker's delayed ACK (benchmarks/upstream.py, registration bursts)."""
+    paho = client._client
+    opened = paho.on_socket_open
+
+    def on_socket_open(c: Any, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if opened is not None:
+            opened(c, userdata, sock)
+
+    paho.on_socket_open = on_socket_open
 
 
 def connect_params(cfg: MqttConfig, default_client_id: str) -> ConnectParams:
