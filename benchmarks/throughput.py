@@ -23,7 +23,7 @@ one run of `--vehicles-per-line` vehicles a line keeps every deadline: the
 scale doubles from `--from-scale` until a run misses, then the interval is
 bisected `--bisect` times. Each trial is its own process (a fresh loop, a
 fresh clock). Then, with `--day-hours H`, a two-line day at the largest scale
-found for two lines: a morning queue of as many vehicles as the bound lets
+found for two lines (or `--day-scale`): a morning queue of as many vehicles as the bound lets
 through in H hours (measured: real seconds for its simulated seconds), and
 what a 10-hour day would take at that pace: real seconds x 10 / H.
 
@@ -233,19 +233,21 @@ def main() -> None:
     p.add_argument("--max-scale", type=float, default=1600.0)
     p.add_argument("--bisect", type=int, default=2)
     p.add_argument("--day-hours", type=float, default=0.0, help="the two-line day measured")
+    p.add_argument("--day-scale", type=float, default=0.0, help="the day at this scale")
     p.add_argument("--day-rate-per-line", type=float, default=30.0, help="vehicles an hour")
     p.add_argument("--json", metavar="FILE")
     a = p.parse_args()
-    if not a.search:
+    if not a.search and not a.day_scale:
         r = one_run(a)
         print_run(r)
         benchlib.write_json(a.json, r)
         return
     doc: dict[str, Any] = {"machine": benchlib.machine(), "args": vars(a)}
-    doc["search"] = [search(a, int(n)) for n in a.search.split(",")]
+    doc["search"] = [search(a, int(n)) for n in a.search.split(",")] if a.search else []
     two = [s["max_scale"] for s in doc["search"] if s["lines"] == 2]
-    if a.day_hours and two and two[0]:
-        doc["day"] = day(a, two[0])
+    scale = a.day_scale or (two[0] if two else 0)
+    if a.day_hours and scale:
+        doc["day"] = day(a, scale)
     doc["machine"]["load_avg_end"] = benchlib.load_average()
     m = doc["machine"]
     print(
