@@ -208,10 +208,17 @@ class Site:
                 return ln
         raise KeyError(driver_id)
 
-    async def admit(self, reg: Registration, line: LineRunner) -> dict[str, Any]:
+    async def admit(
+        self,
+        reg: Registration,
+        line: LineRunner,
+        *,
+        journal_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """Keep a validated registration as an inspection and queue it on `line`; the
         reply of mqtt.md. A request_id answered before gets its stored reply again
-        and nothing is created.
+        and nothing is created. `journal_for(reply)` is the journal entry kept with
+        it, in the same transaction (`Store.create_inspection`).
 
         The inspection is created with its line in one transaction, and queued
         once it is kept: a database that fails in between (a connection lost on
@@ -230,6 +237,7 @@ class Site:
                     request_id=reg.request_id,
                     reply_for=lambda iid: accepted_reply(reg.request_id, iid, line.id),
                     line=line.id,
+                    journal_for=journal_for,
                 ),
             )
         except DuplicateRequest as e:
@@ -271,11 +279,17 @@ class Site:
         )
         await self._queue(iid, line, reg)
 
-    async def admit_retest(self, reg: Registration, line: LineRunner) -> dict[str, Any]:
+    async def admit_retest(
+        self,
+        reg: Registration,
+        line: LineRunner,
+        *,
+        journal_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """Keep a validated retest and queue the vehicle again on `line`; the reply of
         mqtt.md with `retest_of` and `revision`. A request_id answered before gets its
         stored reply again; `InvalidField` (not_retestable) if the inspection is no
-        longer retestable. Kept and queued as `admit` does a registration."""
+        longer retestable. Kept, journalled and queued as `admit` does a registration."""
         assert reg.retest_of is not None and reg.request_id is not None
         rid, iid = reg.request_id, reg.retest_of
         at = self.clock.wall()
@@ -289,6 +303,7 @@ class Site:
                     line=line.id,
                     at=at,
                     reply_for=lambda rev: retest_reply(rid, iid, line.id, rev, reg.items),
+                    journal_for=journal_for,
                 ),
             )
         except DuplicateRequest as e:

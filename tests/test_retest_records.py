@@ -6,7 +6,9 @@ taken over from the outbox; default items and every refusal of linectl.ops.retes
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import store_fixtures
@@ -280,3 +282,74 @@ def test_default_items_and_every_refusal(store: Store) -> None:
     again = store.inspection(rec.id)
     assert again.state is InspectionState.QUEUED
     assert refusal(again, request(again)) == ("not_retestable", "retest_of")
+
+
+def registry_entry(action: str, outcome: str = "ok") -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A `journal_for` as linectl.ops gives it: the entry of an accepted request."""
+    return lambda reply: {
+        "at": at(30),
+        "user": "registry",
+        "role": "registry",
+        "via": "mqtt",
+        "action": action,
+        "outcome": outcome,
+        "target": f"inspection:{reply['inspection_id']}",
+        "changes": {"request_id": reply["request_id"]},
+    }
+
+
+def test_a_registration_its_reply_and_its_entry_are_kept_together_or_not_at_all(
+    store: Store,
+) -> None:
+    iid = failed_inspection(store)
+    kept = (len(store.list_inspections(limit=50)), store.inspection(iid), store.journal())
+
+    def register(rid: str, outcome: str) -> str:
+        return store.create_inspection(
+            site=SITE,
+            vehicle=make_vehicle(plate="鲁G54321"),
+            inspection_type=InspectionType.PERIODIC,
+            items=["B1"],
+            at=at(30),
+            request_id=rid,
+            reply_for=lambda i: {"request_id": rid, "accepted": True, "inspection_id": i},
+            line="L1",
+            journal_for=registry_entry("register", outcome),
+        )
+
+    def retest(rid: str, outcome: str) -> int:
+        return store.create_retest(
+            inspection_id=iid,
+            request_id=rid,
+            items=["B2"],
+            line="L1",
+            at=at(30),
+            reply_for=lambda rev: {"request_id": rid, "inspection_id": iid, "revision": rev},
+            journal_for=registry_entry("retest", outcome),
+        ).revision
+
+    # The journal entry is the last write of each transaction: refused there (an
+    # outcome the journal does not know), the inspection, the retest and the reply
+    # written before it in the same transaction are rolled back with it.
+    with pytest.raises(ValueError, match="outcome"):
+        register("r-5", "bogus")
+    with pytest.raises(ValueError, match="outcome"):
+        retest("r-6", "bogus")
+    assert store.registration_reply("r-5") is None and store.registration_reply("r-6") is None
+    assert (len(store.list_inspections(limit=50)), store.inspection(iid), store.journal()) == kept
+    assert store.retests(iid) == []
+
+    new = register("r-5", "ok")
+    assert retest("r-6", "ok") == 2
+    entries = store.journal()
+    assert [(e.action, e.target, e.changes) for e in entries[:2]] == [
+        ("retest", f"inspection:{iid}", {"request_id": "r-6"}),
+        ("register", f"inspection:{new}", {"request_id": "r-5"}),
+    ]
+    assert entries[1].prev_hash == (kept[2][0].hash if kept[2] else "0" * 64)
+    assert entries[0].prev_hash == entries[1].hash
+    assert all(e.hash == e.content_hash() for e in entries)
+    # A request_id known already: nothing written, the journal included.
+    with pytest.raises(DuplicateRequest):
+        register("r-5", "ok")
+    assert len(store.journal()) == len(entries)

@@ -125,6 +125,16 @@ class Operations(AlarmOps):
             await self.record(actor, str(action), outcome="denied", target=target)
             raise Forbidden(f"{actor.name} ({actor.role}) may not {action}")
 
+    def _entry(
+        self, actor: Actor, action: str, fields: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """The journal entry of an accepted `action` as a store transaction writes it
+        (linectl.store.journal.append_entry): `fields(reply)` gives its target and
+        changes once the reply (with the new inspection's id) is known."""
+        at = self.clock.wall()  # read here, on the event loop, not on the store's thread
+        who = actor.journal_fields()
+        return lambda reply: {"at": at, "action": action, **who, **fields(reply)}
+
     # --- reads --------------------------------------------------------------------
 
     def devices(self, actor: Actor) -> list[dict[str, Any]]:
@@ -249,35 +259,45 @@ class Operations(AlarmOps):
         rid = read_request_id(request)
         await self._check(actor, Action.REGISTER, None if rid is None else f"request:{rid}")
         async with self._register_lock:
-            if rid is not None:
-                known = await self.store.registration_reply(rid)
-                if known is not None:
-                    # A try cut short after the inspection was kept (cancelled with
-                    # the MQTT session, say) left it out of its queue: queued now.
-                    await self.site.queue_if_left_out(known)
-                    return known
             try:
                 reg = parse_registration(request, require_request_id=True)
                 line = self.site.line_for(reg)
             except InvalidField as e:
-                return await self._refuse(actor, rid, e)
+                # A request_id answered before gets that reply, whatever it holds now.
+                known = None if rid is None else await self._known(rid)
+                return known if known is not None else await self._refuse(actor, rid, e)
+            # (The world of the demo learns a vehicle's body once, by plate: told
+            # again of a repeated request, it changes nothing.)
             for listener in self.on_accept:
                 listener(reg)
-            reply = await self.site.admit(reg, line)
-        await self.record(
-            actor,
-            "register",
-            target=f"inspection:{reply.get('inspection_id')}",
-            changes={
-                "request_id": rid,
-                "line": reply.get("line"),
-                "plate": reg.vehicle.plate,
-                "vin": reg.vehicle.vin,
-                "inspection_type": str(reg.inspection_type),
-                "items": reg.items,
-            },
-        )
+            # Journalled in the transaction that keeps the inspection and its reply.
+            entry = self._entry(
+                actor,
+                "register",
+                lambda reply: {
+                    "target": f"inspection:{reply.get('inspection_id')}",
+                    "changes": {
+                        "request_id": rid,
+                        "line": reply.get("line"),
+                        "plate": reg.vehicle.plate,
+                        "vin": reg.vehicle.vin,
+                        "inspection_type": str(reg.inspection_type),
+                        "items": reg.items,
+                    },
+                },
+            )
+            # A request_id answered before is found in the same transaction, not
+            # looked up first: `admit` gives its stored reply (queued if left out).
+            reply = await self.site.admit(reg, line, journal_for=entry)
         return reply
+
+    async def _known(self, rid: str) -> dict[str, Any] | None:
+        """The stored reply to `rid`, if any. A try cut short after the inspection was
+        kept (cancelled with the MQTT session, say) left it out of its queue: queued now."""
+        known = await self.store.registration_reply(rid)
+        if known is not None:
+            await self.site.queue_if_left_out(known)
+        return known
 
     async def _refuse(
         self,
@@ -310,11 +330,9 @@ class Operations(AlarmOps):
         rid = read_request_id(request)
         await self._check(actor, Action.RETEST, None if rid is None else f"request:{rid}")
         async with self._register_lock:
-            if rid is not None:
-                known = await self.store.registration_reply(rid)
-                if known is not None:
-                    await self.site.queue_if_left_out(known)  # as for a registration
-                    return known
+            known = None if rid is None else await self._known(rid)
+            if known is not None:
+                return known
             try:
                 plan = await plan_retest(
                     self.store,
@@ -328,25 +346,27 @@ class Operations(AlarmOps):
                 line = self.site.line_for(reg)
                 for listener in self.on_accept:
                     listener(reg)
-                reply = await self.site.admit_retest(reg, line)
+                entry = self._entry(
+                    actor,
+                    "retest",
+                    lambda reply: {
+                        "target": f"inspection:{reg.retest_of}",
+                        "changes": {
+                            "request_id": rid,
+                            "line": reply.get("line"),
+                            "revision": reply.get("revision"),
+                            "plate": reg.vehicle.plate,
+                            "vin": reg.vehicle.vin,
+                            "items": reg.items,
+                            "items_given": reg.items_given,
+                        },
+                    },
+                )
+                reply = await self.site.admit_retest(reg, line, journal_for=entry)
             except InvalidField as e:
                 retest_of = request.get("retest_of")
                 shown = retest_of if isinstance(retest_of, str) else None
                 return await self._refuse(actor, rid, e, "retest", retest_of=shown)
-        await self.record(
-            actor,
-            "retest",
-            target=f"inspection:{reg.retest_of}",
-            changes={
-                "request_id": rid,
-                "line": reply.get("line"),
-                "revision": reply.get("revision"),
-                "plate": reg.vehicle.plate,
-                "vin": reg.vehicle.vin,
-                "items": reg.items,
-                "items_given": reg.items_given,
-            },
-        )
         return reply
 
     async def retest_defaults(self, actor: Actor, inspection_id: str) -> dict[str, Any]:

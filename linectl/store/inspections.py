@@ -35,6 +35,7 @@ from linectl.store.base import (
 )
 from linectl.store.blobs import pack_arrays, unpack_arrays
 from linectl.store.draws import draw_record
+from linectl.store.journal import append_entry
 from linectl.store.models import (
     Attempt,
     Draw,
@@ -89,10 +90,16 @@ class InspectionStore(StoreBase):
         request_id: str | None = None,
         reply_for: Callable[[str], dict[str, Any]] | None = None,
         line: str | None = None,
+        journal_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> str:
         """Insert an inspection (state registered) and, with a request_id, the
         reply to it, in one transaction; the new id. `DuplicateRequest` when the
-        request_id is already known: nothing is created then."""
+        request_id is already known: nothing is created then.
+
+        `journal_for(reply)`, with a request_id, gives the fields of the journal
+        entry (linectl.store.journal.append_entry) written in the same
+        transaction: the inspection, its reply and its entry are kept together
+        or not at all, in one commit."""
         at = utc(at)
         kind = str(InspectionType(inspection_type))
 
@@ -137,6 +144,8 @@ class InspectionStore(StoreBase):
                         reply=jsonable(reply),
                     )
                 )
+                if journal_for is not None:
+                    append_entry(s, **journal_for(reply))
             return new_id
 
         return self._write_retrying(work)

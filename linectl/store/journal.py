@@ -104,72 +104,81 @@ def _record(r: JournalEntry) -> JournalRecord:
     )
 
 
+def check_entry(fields: dict[str, Any]) -> None:
+    """Refuse an entry `append_entry` would refuse, before any transaction begins."""
+    outcome = fields.get("outcome", "ok")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"journal outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+
+
+def append_entry(
+    s: Session,
+    *,
+    at: datetime,
+    user: str,
+    role: str,
+    via: str,
+    action: str,
+    outcome: str = "ok",
+    address: str | None = None,
+    session: str | None = None,
+    target: str | None = None,
+    reason: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> JournalRecord:
+    """Append one entry to the chain inside `s`, a write transaction that holds the
+    writers' lock (`StoreBase._write_retrying`): next seq, linked to the last hash.
+    Other stores call it to journal an action in the transaction that does it."""
+    check_entry({"outcome": outcome})
+    at = to_ms(at)
+    # Stored exactly as hashed: plain JSON values only.
+    plain: dict[str, Any] = jsonable(changes or {})
+    last = s.scalars(select(JournalEntry).order_by(JournalEntry.seq.desc()).limit(1)).first()
+    unsealed = JournalRecord(
+        seq=1 if last is None else last.seq + 1,
+        at=at,
+        user=user,
+        role=role,
+        via=via,
+        address=address,
+        session=session,
+        action=action,
+        target=target,
+        reason=reason,
+        changes=plain,
+        outcome=outcome,
+        prev_hash=GENESIS_HASH if last is None else last.hash,
+    )
+    rec = replace(unsealed, hash=unsealed.content_hash())
+    s.add(
+        JournalEntry(
+            seq=rec.seq,
+            at=rec.at,
+            user_name=rec.user,
+            role=rec.role,
+            via=rec.via,
+            address=rec.address,
+            session_id=rec.session,
+            action=rec.action,
+            target=rec.target,
+            reason=rec.reason,
+            changes=rec.changes,
+            outcome=rec.outcome,
+            prev_hash=rec.prev_hash,
+            hash=rec.hash,
+        )
+    )
+    return rec
+
+
 class JournalStore(StoreBase):
     # -- journal -------------------------------------------------------------------
 
-    def append_journal(
-        self,
-        *,
-        at: datetime,
-        user: str,
-        role: str,
-        via: str,
-        action: str,
-        outcome: str = "ok",
-        address: str | None = None,
-        session: str | None = None,
-        target: str | None = None,
-        reason: str | None = None,
-        changes: dict[str, Any] | None = None,
-    ) -> JournalRecord:
-        """Append one entry to the chain (next seq, linked to the last hash)."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"journal outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
-        at = to_ms(at)
-        # Stored exactly as hashed: plain JSON values only.
-        plain: dict[str, Any] = jsonable(changes or {})
-
-        def work(s: Session) -> JournalRecord:
-            last = s.scalars(
-                select(JournalEntry).order_by(JournalEntry.seq.desc()).limit(1)
-            ).first()
-            unsealed = JournalRecord(
-                seq=1 if last is None else last.seq + 1,
-                at=at,
-                user=user,
-                role=role,
-                via=via,
-                address=address,
-                session=session,
-                action=action,
-                target=target,
-                reason=reason,
-                changes=plain,
-                outcome=outcome,
-                prev_hash=GENESIS_HASH if last is None else last.hash,
-            )
-            rec = replace(unsealed, hash=unsealed.content_hash())
-            s.add(
-                JournalEntry(
-                    seq=rec.seq,
-                    at=rec.at,
-                    user_name=rec.user,
-                    role=rec.role,
-                    via=rec.via,
-                    address=rec.address,
-                    session_id=rec.session,
-                    action=rec.action,
-                    target=rec.target,
-                    reason=rec.reason,
-                    changes=rec.changes,
-                    outcome=rec.outcome,
-                    prev_hash=rec.prev_hash,
-                    hash=rec.hash,
-                )
-            )
-            return rec
-
-        return self._write_retrying(work)
+    def append_journal(self, **fields: Any) -> JournalRecord:
+        """Append one entry to the chain (next seq, linked to the last hash); the
+        fields of `append_entry`."""
+        check_entry(fields)
+        return self._write_retrying(lambda s: append_entry(s, **fields))
 
     def journal(
         self,

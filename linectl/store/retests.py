@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from linectl.store.base import DuplicateRequest, StoreBase, get_inspection, jsonable, utc
+from linectl.store.journal import append_entry
 from linectl.store.models import Draw, Registration, Retest
 from linectl.store.records import InspectionState, RetestRecord
 
@@ -53,6 +54,7 @@ class RetestStore(StoreBase):
         line: str,
         at: datetime,
         reply_for: Callable[[int], dict[str, Any]],
+        journal_for: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> RetestRecord:
         """Keep a retest and its registration reply (`reply_for(revision)`), and make
         the inspection `registered` again for `line`, in one transaction; the site
@@ -60,7 +62,9 @@ class RetestStore(StoreBase):
 
         `DuplicateRequest` when the request_id is known (nothing is changed then);
         `NotRetestable` unless the inspection is finished with no retest pending.
-        Verdict and revision stay the last result's until the retest completes."""
+        Verdict and revision stay the last result's until the retest completes.
+        `journal_for(reply)` gives the journal entry kept in the same transaction
+        (as `create_inspection` has it)."""
         at = utc(at)
 
         def work(s: Session) -> RetestRecord:
@@ -81,12 +85,13 @@ class RetestStore(StoreBase):
                 after_draw_seq=s.scalar(select(func.max(Draw.seq))) or 0,
             )
             s.add(retest)
+            reply = reply_for(revision)
             s.add(
                 Registration(
                     request_id=request_id,
                     received_at=at,
                     inspection_id=inspection_id,
-                    reply=jsonable(reply_for(revision)),
+                    reply=jsonable(reply),
                 )
             )
             # The new visit: the earlier one's times, driver and abort are in its result.
@@ -96,6 +101,8 @@ class RetestStore(StoreBase):
             row.finished_at = None
             row.abort_reason = None
             row.proxy_driver_id = None
+            if journal_for is not None:
+                append_entry(s, **journal_for(reply))
             s.flush()
             return retest_record(retest)
 
