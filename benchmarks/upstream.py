@@ -9,7 +9,8 @@ Against a private mosquitto (started and stopped here, as the tests do):
   (i / rate after the burst's start, not after the previous reply), and
   stamps every reply: publishing a registration to receiving its reply,
   p50 and p99 per rate. The reply's legs (to the site's intake, the site's
-  own work in `Operations.register_payload`, back) are given per rate too.
+  own work in `Operations.register_payload`, back) are given per rate too,
+  p50 and those of the slowest reply (`slowest_*`).
   Results that arrive before the demo is stopped are timed from the start of
   their completion in the store to their receipt (`result_p50_ms`).
 - the outbox after an outage: the site's publisher runs as the daemon runs
@@ -270,6 +271,25 @@ def ms(values: list[float], q: float) -> float:
     return round(1000 * benchlib.percentile(values, q), 2)
 
 
+def slowest_legs(
+    rids: list[str],
+    sent: dict[str, tuple[float, float]],
+    registering: dict[str, tuple[float, float]],
+    replied: dict[str, float],
+) -> dict[str, float]:
+    """To the site, the site's work and back, of the reply that took longest."""
+    if not rids:
+        return {}
+    r = max(rids, key=lambda r: replied[r] - sent[r][1])
+    (start, end), at = registering[r], sent[r][1]
+    return {
+        "slowest_ms": round(1000 * (replied[r] - at), 2),
+        "slowest_to_site_ms": round(1000 * (start - at), 2),
+        "slowest_site_work_ms": round(1000 * (end - start), 2),
+        "slowest_back_ms": round(1000 * (replied[r] - end), 2),
+    }
+
+
 async def bursts(a: argparse.Namespace, broker: Broker, tmp: Path) -> dict[str, Any]:
     """The demo against the broker, registrations sent in bursts at each rate."""
     completing: dict[str, float] = {}
@@ -354,6 +374,8 @@ async def bursts(a: argparse.Namespace, broker: Broker, tmp: Path) -> dict[str, 
                 "to_site_p50_ms": ms([registering[r][0] - sent[r][1] for r in timed], 0.5),
                 "site_work_p50_ms": ms([registering[r][1] - registering[r][0] for r in timed], 0.5),
                 "back_p50_ms": ms([rx.replied[r] - registering[r][1] for r in timed], 0.5),
+                # The legs of the slowest reply: which one the p99 is made of.
+                **slowest_legs(timed, sent, registering, rx.replied),
             }
         )
     result_s = [rx.results[i] - completing[i] for i in rx.accepted.values() if i in rx.results]
