@@ -222,3 +222,24 @@ async def test_one_owner_per_port() -> None:
         finally:
             await second.aclose()
             await first.aclose()
+
+
+async def test_a_cancel_that_meets_the_reply_is_not_dropped() -> None:
+    """The reply lands in the same loop turn as a shutdown's cancel: the request must
+    end cancelled, not return the reading (3.11's wait_for did, and the procedure
+    polling the device, and with it the site's shutdown, then never stopped)."""
+    async with PtyPort() as pty:
+        port = port_for(pty.path, timeout_s=5.0)
+        try:
+            await port.start()
+            request = asyncio.create_task(port.request(b"\x81", split_gas_frame, decode_gas_frame))
+            await pty.read()  # sent: the request now waits for its reply
+            rx = port._rx
+            assert rx is not None
+            rx.data_received(READING)  # the reply, as the line delivers it ...
+            request.cancel()  # ... and the cancel, before the request runs again
+            async with asyncio.timeout(5):
+                await asyncio.wait([request])
+            assert request.cancelled()
+        finally:
+            await port.aclose()

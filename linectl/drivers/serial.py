@@ -237,7 +237,8 @@ class SerialPort:
         left = until - loop.time()
         if left > 0 and not self._poke.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._poke.wait()
 
     def _drop_transport(self) -> None:
         tx, self._tx = self._tx, None
@@ -255,7 +256,8 @@ class SerialPort:
         self._drop_transport()
         if rx is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(rx.lost.wait(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await rx.lost.wait()
 
     # --- requests ----------------------------------------------------------------------
 
@@ -294,7 +296,8 @@ class SerialPort:
             # than for a reply.
             self._poke.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._opened.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._opened.wait()
         async with self._lock:
             rx, tx = self._rx, self._tx
             if rx is None or tx is None or rx.lost.is_set():
@@ -336,8 +339,13 @@ class SerialPort:
                 if left <= 0:
                     break
                 rx.arrived.clear()
+                # asyncio.timeout, never wait_for (here or anywhere in this module):
+                # Python 3.11's wait_for returns the result when the reply and a
+                # cancellation arrive together, dropping the cancellation, and the
+                # procedure polling this device then never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(rx.arrived.wait(), left)
+                    async with asyncio.timeout(left):
+                        await rx.arrived.wait()
             if rx.buf:
                 await self._garbled(
                     rx,
@@ -371,7 +379,8 @@ class SerialPort:
             rx.buf.clear()
             rx.arrived.clear()
             try:
-                await asyncio.wait_for(rx.arrived.wait(), QUIET_S)
+                async with asyncio.timeout(QUIET_S):
+                    await rx.arrived.wait()
             except TimeoutError:
                 return
             if rx.lost.is_set():
