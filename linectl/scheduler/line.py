@@ -56,14 +56,7 @@ from linectl.scheduler.checkin import watch_checkin_inputs
 from linectl.scheduler.occupancy import Queued, Slot, StoreRecorder
 from linectl.scheduler.pool import Draw, ProxyDriverPool
 from linectl.scheduler.stats import LineStats
-from linectl.stations.base import (
-    Guide,
-    Procedure,
-    Recorder,
-    SiteContext,
-    Visit,
-    raise_if_cancelling,
-)
+from linectl.stations.base import Guide, Procedure, Recorder, SiteContext, Visit
 from linectl.store.health import StorageHealth
 from linectl.store.repo import AsyncStore
 
@@ -438,15 +431,9 @@ class LineRunner:
     def _abort_point(self, q: Queued) -> None:
         """Where an abort is taken even if its cancellation got lost on the way (a
         device library that turns a cancelled request into an error the procedure
-        then handles): raises CancelledError when an abort is pending.
-
-        A shutdown's cancellation lost the same way (pymodbus awaits replies with
-        3.11's wait_for, which can drop it) is taken here too: the journey would
-        otherwise go on to wait for the next station, whose vehicle the stopped
-        world never moves, and the line's shutdown would wait for it for ever."""
+        then handles): raises CancelledError when an abort is pending."""
         if q.inspection_id in self._abort_reasons:
             raise asyncio.CancelledError
-        raise_if_cancelling()
 
     async def _end_queued(self, q: Queued, reason: str) -> None:
         await self.store.complete_inspection(
@@ -553,7 +540,7 @@ class LineRunner:
         if items:
             visit = Visit(q.inspection_id, q.vehicle, q.inspection_type, items, line=self.id)
             results = await slot.procedure.run(visit, guide, recorder)
-        self._abort_point(q)
+            self._abort_point(q)
         self.ctx.events.publish(
             "station_finished",
             self.clock.wall(),
