@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mqtt_broker import free_port
 
 from linectl.cli import build_parser, dispatch
 from linectl.config import REPO_DIR
@@ -30,12 +30,6 @@ async def diag_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int
     code, out, err = await diag(capsys, *argv, "--json")
     assert out, err
     return code, json.loads(out)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def example_config(folder: Path) -> Path:

@@ -4,10 +4,10 @@ errors by kind, latency, reconnects; and the histogram's quantiles."""
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from modbus_fixtures import ManualClock
+from mqtt_broker import free_port
 
 from linectl.config import DeviceConfig, SerialTransport, TcpTransport
 from linectl.drivers.errors import DeviceTimeout, DeviceUnreachable, ModbusExceptionResponse
@@ -20,12 +20,6 @@ from linectl.drivers.stats import LATENCY_BOUNDS_S, DeviceStats
 from sim.modbus_server import serve_tcp
 from sim.pty import PtyPort
 from sim.rbt import BrakeTesterEmulator
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_quantiles_from_the_histogram() -> None:

@@ -5,20 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
+
+from mqtt_broker import free_port
 
 from linectl.config import REPO_DIR, load_site_config
 from linectl.drivers.devices import DeviceSet
 from linectl.drivers.hlt_ascii import HltAscii
 from linectl.drivers.rbt_modbus import RbtState
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_sim_serves_the_example_site(tmp_path: Path) -> None:
